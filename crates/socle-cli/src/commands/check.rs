@@ -1,0 +1,119 @@
+//! `socle check`: validate everything socle knows about the project, without changing it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde::Serialize;
+use socle_core::secrets::EnvOnly;
+use socle_lake::Lake;
+use socle_meta::MetaDb;
+use socle_warehouse::Warehouse;
+
+use crate::context;
+
+/// Validate the project: configuration, lake, metadata database, tables and views
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  socle check\n  socle --project examples/shop check --format json")]
+pub struct Args {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = super::table::OutFormat::Text)]
+    pub format: super::table::OutFormat,
+}
+
+#[derive(Serialize)]
+struct Check {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
+    let project = context::project(project)?;
+    let mut checks = Vec::new();
+    let mut push = |name: &str, result: Result<String, String>| {
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        checks.push(Check { name: name.into(), ok, detail });
+    };
+    let cfg_name = project.config_file.as_ref().map(|p| project.display_path(p).into_owned());
+    push(
+        "configuration",
+        Ok(match cfg_name {
+            Some(f) => format!("{f} is valid (project `{}`)", project.config.name),
+            None => format!("no socle.yml: defaults for dbt project `{}`", project.config.name),
+        }),
+    );
+
+    let lake = match Lake::open(&project.config.lake, &EnvOnly) {
+        Ok(lake) => match lake.check().await {
+            Ok(()) => {
+                push("lake", Ok(format!("{} is reachable", lake.url())));
+                Some(lake)
+            }
+            Err(e) => {
+                push("lake", Err(e.to_string()));
+                None
+            }
+        },
+        Err(e) => {
+            push("lake", Err(e.to_string()));
+            None
+        }
+    };
+
+    let meta = match project.config.metadata.url.resolve(&EnvOnly) {
+        Ok(url) => match MetaDb::open(&url).await {
+            Ok(db) => {
+                let v = db.schema_version().await.unwrap_or_default();
+                push("metadata database", Ok(format!("{} (schema version {v})", socle_meta::redact(&url))));
+                Some(db)
+            }
+            Err(e) => {
+                push("metadata database", Err(e.to_string()));
+                None
+            }
+        },
+        Err(e) => {
+            push("metadata database", Err(e.to_string()));
+            None
+        }
+    };
+
+    if let (Some(lake), Some(meta)) = (lake, meta) {
+        match Warehouse::open(lake, meta, &project.config.warehouse).await {
+            Ok(wh) => match wh.validate().await {
+                Ok(report) => {
+                    let n = report.tables + report.views;
+                    if report.problems.is_empty() {
+                        push("warehouse", Ok(format!("{} tables and {} views readable", report.tables, report.views)));
+                    } else {
+                        push(
+                            "warehouse",
+                            Err(format!("{} of {n} relations have problems:\n    {}", report.problems.len(), report.problems.join("\n    "))),
+                        );
+                    }
+                }
+                Err(e) => push("warehouse", Err(e.to_string())),
+            },
+            Err(e) => push("warehouse", Err(e.to_string())),
+        }
+    }
+
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if args.format == super::table::OutFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": failed == 0, "checks": checks }))?);
+    } else {
+        for c in &checks {
+            println!("{} {:<18} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        }
+        if failed == 0 {
+            println!("\nAll checks passed.");
+        } else {
+            println!("\n{failed} check(s) failed.");
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

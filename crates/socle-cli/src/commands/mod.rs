@@ -1,0 +1,22 @@
+//! One module per subcommand; [`run`] dispatches.
+
+pub mod check;
+pub mod init;
+pub mod load;
+pub mod sql;
+pub mod table;
+
+use std::process::ExitCode;
+
+use crate::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let project = cli.project.clone();
+    match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Check(args) => check::run(project, args).await,
+        Command::Sql(args) => sql::run(project, args).await,
+        Command::Load(args) => load::run(project, args).await,
+        Command::Table(args) => table::run(project, args).await,
+    }
+}

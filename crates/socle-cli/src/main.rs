@@ -1,0 +1,80 @@
+//! The `socle` binary: parses the command line and hands each subcommand to a module in
+//! [`commands`]. All real work lives in the library crates.
+
+mod commands;
+mod context;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// socle: a modern data stack in one binary.
+///
+/// Collect data into a lake, load it into an embedded warehouse (DataFusion over Delta Lake
+/// tables), transform it with SQL, and query it, from one project folder.
+#[derive(Debug, Parser)]
+#[command(name = "socle", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Examples:\n  socle init shop && cd shop\n  socle check\n  socle sql \"select 42 as answer\"\n  socle --project examples/shop sql -f examples/shop/queries/revenue.sql")]
+pub struct Cli {
+    /// Project folder (default: the nearest folder at or above the current one with a
+    /// socle.yml or dbt_project.yml)
+    #[arg(long, short = 'p', global = true, env = "SOCLE_PROJECT", value_name = "DIR")]
+    pub project: Option<PathBuf>,
+
+    /// More log output (-v: debug, -vv: trace); logs go to stderr
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log lines as JSON objects (for log collectors)
+    #[arg(long, global = true)]
+    pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(commands::init::Args),
+    Check(commands::check::Args),
+    Sql(commands::sql::Args),
+    Load(commands::load::Args),
+    Table(commands::table::Args),
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info,socle=debug",
+        _ => "debug,socle=trace",
+    };
+    let filter = EnvFilter::try_from_env("SOCLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.with_target(false).compact().init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The README's main job: the shop example, end to end, on a copy of the project.
+
+use crate::common::*;
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".socle" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn shop_main_job_runs_twice_without_duplicates() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop");
+    let tmp = tempfile::tempdir().unwrap();
+    let shop = tmp.path().join("shop");
+    copy_dir(&src, &shop);
+    // Run from elsewhere with --project, as the README does.
+    let job = shop.join("jobs/main.sql");
+    let job = job.to_str().unwrap();
+    let first = ok(tmp.path(), &["--project", "shop", "sql", "-f", job]);
+    assert_eq!(first.matches("| 2024-").count(), 12, "{first}");
+    let second = ok(tmp.path(), &["--project", "shop", "sql", "-f", job]);
+    let report = |s: &str| s.lines().filter(|l| l.starts_with("| 2024-")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(report(&first), report(&second));
+    let q = |sql: &str| ok(&shop, &["sql", sql, "--format", "csv"]);
+    assert_eq!(q("SELECT count(*) AS n FROM marts.daily_revenue"), "n\n366\n");
+    assert_eq!(q("SELECT count(*) AS n FROM raw.orders"), "n\n600\n");
+    // Validation flags some of the deliberately broken contact details.
+    let bad = q("SELECT count(*) AS n FROM staging.stg_customers WHERE NOT email_is_valid");
+    assert_ne!(bad, "n\n0\n", "{bad}");
+    let check = ok(&shop, &["check"]);
+    assert!(check.contains("All checks passed"), "{check}");
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `socle` binary, run as a user runs it.
+
+mod common;
+mod crash;
+mod example;
+mod project;
+mod sql;

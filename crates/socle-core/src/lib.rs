@@ -1,0 +1,17 @@
+//! socle's project model, shared by every layer.
+//!
+//! - [`project`]: finding a project folder (`socle.yml` or `dbt_project.yml`) and loading it.
+//! - [`config`]: the typed, validated contents of `socle.yml`.
+//! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
+//! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
+//! - [`scaffold`]: `socle init`, a working project to start from.
+
+pub mod config;
+pub mod diag;
+pub mod project;
+pub mod scaffold;
+pub mod secrets;
+
+pub use config::{Config, Dialect, LakeConfig, MetadataConfig, WarehouseConfig};
+pub use diag::{ConfigError, Location};
+pub use project::Project;

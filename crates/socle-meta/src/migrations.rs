@@ -1,0 +1,82 @@
+//! Versioned migrations of the metadata database.
+//!
+//! Append new migrations at the end with the next number; never edit an applied one.
+//! SQL must run on both SQLite and PostgreSQL.
+
+use sqlx::Row;
+
+use crate::{MetaDb, MetaError, now};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "catalog",
+    statements: &[
+        "CREATE TABLE catalog_views (
+            schema_name TEXT NOT NULL,
+            view_name TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (schema_name, view_name)
+        )",
+        "CREATE TABLE catalog_descriptions (
+            schema_name TEXT NOT NULL,
+            object_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (schema_name, object_name, column_name)
+        )",
+        "CREATE TABLE catalog_schemas (
+            schema_name TEXT NOT NULL PRIMARY KEY,
+            created_at TEXT NOT NULL
+        )",
+    ],
+}];
+
+pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM socle_migrations")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get::<i64, _>("v")?)
+}
+
+pub(crate) async fn migrate(db: &MetaDb) -> Result<(), MetaError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS socle_migrations (
+            version BIGINT NOT NULL PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )",
+    )
+    .execute(db.pool())
+    .await?;
+    let current = current_version(db).await?;
+    let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+    if current > known {
+        return Err(MetaError::TooNew { found: current, known });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let fail = |source| MetaError::Migration { version: m.version, name: m.name, source };
+        let mut tx = db.pool().begin().await.map_err(fail)?;
+        for stmt in m.statements {
+            sqlx::query(stmt).execute(&mut *tx).await.map_err(fail)?;
+        }
+        sqlx::query("INSERT INTO socle_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        tracing::info!(version = m.version, name = m.name, "applied metadata migration");
+    }
+    Ok(())
+}
