@@ -111,7 +111,7 @@ impl Warehouse {
         if let Some(view) = self.shared.meta.get_view(&rel.schema, &rel.name).await? {
             let df = self
                 .ctx
-                .table(datafusion::sql::TableReference::full(crate::CATALOG, rel.schema.as_str(), rel.name.as_str()))
+                .table(datafusion::common::TableReference::full(crate::CATALOG, rel.schema.as_str(), rel.name.as_str()))
                 .await
                 .map_err(|e| WarehouseError::from_datafusion(e, &view.definition))?;
             let columns = df
@@ -231,7 +231,7 @@ impl Warehouse {
     pub async fn optimize(&self, name: &str, target_size: Option<u64>) -> Result<OptimizeReport> {
         let (rel, table) = self.table(name).await?;
         let mut builder = table.optimize().with_session_state(Arc::new(self.ctx.state()));
-        if let Some(size) = target_size {
+        if let Some(size) = target_size.and_then(std::num::NonZeroU64::new) {
             builder = builder.with_target_size(size);
         }
         let (table, metrics) = builder.await.map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;

@@ -1,7 +1,7 @@
 //! Relation names: `table` (in the default schema) or `schema.table`, lowercase identifiers,
 //! and where each table lives in the lake.
 
-use datafusion::sql::TableReference;
+use datafusion::common::TableReference;
 use socle_core::config::is_identifier;
 
 use crate::error::{Result, WarehouseError};

@@ -101,7 +101,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         FileFormat::Parquet => {
             ctx.read_parquet(paths, datafusion::prelude::ParquetReadOptions::default().file_extension("")).await
         }
-        FileFormat::Json => ctx.read_json(paths, datafusion::prelude::NdJsonReadOptions::default().file_extension("")).await,
+        FileFormat::Json => ctx.read_json(paths, datafusion::prelude::JsonReadOptions::default().file_extension("")).await,
     }
     .map_err(|e| anyhow::anyhow!("cannot read the files: {}", e.strip_backtrace()))?;
     let report = wh.load(&args.table, df, mode).await?;
