@@ -78,7 +78,8 @@ pub async fn write_stream(
 
 enum BatchWriter {
     Table { out: Box<dyn Write + Send>, schema: SchemaRef, batches: Vec<RecordBatch> },
-    Csv(datafusion::arrow::csv::Writer<Box<dyn Write + Send>>),
+    /// The schema is kept to print the header of an empty result.
+    Csv { writer: datafusion::arrow::csv::Writer<Box<dyn Write + Send>>, schema: SchemaRef, wrote: bool },
     Json(datafusion::arrow::json::ArrayWriter<Box<dyn Write + Send>>),
     Ndjson(datafusion::arrow::json::LineDelimitedWriter<Box<dyn Write + Send>>),
     Parquet(ArrowWriter<Box<dyn Write + Send>>),
@@ -88,7 +89,11 @@ impl BatchWriter {
     fn new(format: Format, out: Box<dyn Write + Send>, schema: SchemaRef) -> Result<Self> {
         Ok(match format {
             Format::Table => BatchWriter::Table { out, schema, batches: Vec::new() },
-            Format::Csv => BatchWriter::Csv(datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(out)),
+            Format::Csv => BatchWriter::Csv {
+                writer: datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(out),
+                schema,
+                wrote: false,
+            },
             Format::Json => BatchWriter::Json(datafusion::arrow::json::ArrayWriter::new(out)),
             Format::Ndjson => BatchWriter::Ndjson(datafusion::arrow::json::LineDelimitedWriter::new(out)),
             Format::Parquet => BatchWriter::Parquet(ArrowWriter::try_new(out, schema, None)?),
@@ -98,7 +103,10 @@ impl BatchWriter {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             BatchWriter::Table { batches, .. } => batches.push(batch.clone()),
-            BatchWriter::Csv(w) => w.write(batch)?,
+            BatchWriter::Csv { writer, wrote, .. } => {
+                writer.write(batch)?;
+                *wrote = true;
+            }
             BatchWriter::Json(w) => w.write(batch)?,
             BatchWriter::Ndjson(w) => w.write(batch)?,
             BatchWriter::Parquet(w) => w.write(batch)?,
@@ -117,7 +125,12 @@ impl BatchWriter {
                 }
                 out.flush()?;
             }
-            BatchWriter::Csv(w) => w.into_inner().flush()?,
+            BatchWriter::Csv { mut writer, schema, wrote } => {
+                if !wrote {
+                    writer.write(&RecordBatch::new_empty(schema))?;
+                }
+                writer.into_inner().flush()?;
+            }
             BatchWriter::Json(mut w) => {
                 w.finish()?;
                 let mut out = w.into_inner();

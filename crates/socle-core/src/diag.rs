@@ -102,12 +102,28 @@ pub fn suggestion_for_serde_message(msg: &str) -> Option<String> {
     };
     let end = rest.find('`')?;
     let unknown = &rest[..end];
-    let expected: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
+    let expected = expected_names(&rest[end + 1..]);
     match did_you_mean(unknown, expected.iter().copied()) {
         Some(best) => Some(format!("did you mean `{best}`?")),
         None if expected.is_empty() => Some(format!("remove the {kind} `{unknown}`")),
         None => Some(format!("valid {kind}s here: {}", expected.join(", "))),
     }
+}
+
+/// The names listed after "expected" in serde's messages, with or without backticks:
+/// ", expected one of `a`, `b`", ", expected `a` or `b`", ", expected one of a, b, c".
+fn expected_names(tail: &str) -> Vec<&str> {
+    let Some(i) = tail.find("expected") else { return Vec::new() };
+    let list = tail[i + "expected".len()..].trim_start();
+    let list = list.strip_prefix("one of").unwrap_or(list);
+    if list.trim_start().starts_with("nothing") {
+        return Vec::new();
+    }
+    list.split([',', '`'])
+        .flat_map(|part| part.split(" or "))
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// The candidate closest to `input`, if it is close enough to be a likely typo.
@@ -135,6 +151,14 @@ mod tests {
     fn lists_fields_when_nothing_is_close() {
         let msg = "unknown field `zzzzzz`, expected `url` or `options`";
         assert_eq!(suggestion_for_serde_message(msg).unwrap(), "valid keys here: url, options");
+    }
+
+    #[test]
+    fn suggests_closest_variant_without_backticks() {
+        let msg = "unknown variant `bigqeury`, expected one of generic, postgres, duckdb, bigquery, mysql";
+        assert_eq!(suggestion_for_serde_message(msg).unwrap(), "did you mean `bigquery`?");
+        let msg = "unknown field `x`, there are no fields";
+        assert_eq!(suggestion_for_serde_message(msg).unwrap(), "remove the key `x`");
     }
 
     #[test]

@@ -48,11 +48,27 @@ fn part_positions(name: &str, arg_count: usize) -> &'static [usize] {
 /// Applies every rewrite to `node` (a statement or an expression).
 pub fn rewrite<V: VisitMut>(node: &mut V) {
     let _ = visit_expressions_mut(node, |expr| {
-        if let Expr::Function(f) = expr {
-            rewrite_function(f);
+        match expr {
+            Expr::Function(f) => rewrite_function(f),
+            Expr::Value(v) => plain_string(&mut v.value),
+            _ => {}
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// BigQuery's raw and triple-quoted strings (`r'\d+'`, `'''text'''`) are plain strings to
+/// DataFusion's planner: the tokenizer already kept their text as written.
+fn plain_string(value: &mut Value) {
+    if let Value::SingleQuotedRawStringLiteral(s)
+    | Value::DoubleQuotedRawStringLiteral(s)
+    | Value::TripleSingleQuotedRawStringLiteral(s)
+    | Value::TripleDoubleQuotedRawStringLiteral(s)
+    | Value::TripleSingleQuotedString(s)
+    | Value::TripleDoubleQuotedString(s) = value
+    {
+        *value = Value::SingleQuotedString(std::mem::take(s));
+    }
 }
 
 fn rewrite_function(f: &mut Function) {
@@ -117,5 +133,10 @@ mod tests {
         assert_eq!(rewritten("SELECT DATE_DIFF(a, b, unit)"), "SELECT DATE_DIFF(a, b, unit)");
         // Quoted identifiers are columns, never parts.
         assert_eq!(rewritten("SELECT DATE_DIFF(a, b, \"day\")"), "SELECT DATE_DIFF(a, b, \"day\")");
+    }
+
+    #[test]
+    fn raw_strings_become_plain_strings() {
+        assert_eq!(rewritten(r"SELECT r'\d+\.'"), r"SELECT '\d+\.'");
     }
 }

@@ -89,20 +89,22 @@ impl Shared {
     pub async fn open_table(&self, rel: &RelName, as_of: Option<&AsOf>) -> Result<Option<DeltaTable>> {
         let url = self.lake.url_of(&rel.lake_path())?;
         let delta_err = |source| WarehouseError::Delta { table: rel.to_string(), source };
-        let mut builder =
-            DeltaTableBuilder::from_url(url.clone()).map_err(delta_err)?.with_storage_backend(self.lake.store(), url);
-        match as_of {
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .map_err(delta_err)?
+            .with_storage_backend(self.lake.store(), url)
+            .build()
+            .map_err(delta_err)?;
+        let loaded = match as_of {
             Some(AsOf::Version(v)) => {
                 if *v < 0 {
                     return Err(WarehouseError::Unsupported(format!("version {v} of {rel}: versions start at 0")));
                 }
-                builder = builder.with_version(*v as u64);
+                table.load_version(*v as u64).await
             }
-            Some(AsOf::Timestamp(ts)) => builder = builder.with_timestamp(parse_timestamp(ts)?),
-            None => {}
-        }
-        let mut table = builder.build().map_err(delta_err)?;
-        match table.load().await {
+            Some(AsOf::Timestamp(ts)) => table.load_with_datetime(parse_timestamp(ts)?).await,
+            None => table.load().await,
+        };
+        match loaded {
             Ok(()) => Ok(Some(table)),
             // An empty folder says NotATable; a missing local folder says the location is
             // invalid. Either way there is no table unless the log exists.

@@ -79,6 +79,9 @@ pub enum WarehouseError {
 
 impl WarehouseError {
     pub fn sql(message: impl Into<String>, sql: &str, position: Option<(u64, u64)>) -> Self {
+        let message = message.into();
+        // The parser gives no position when the text ends too early: point past its end.
+        let position = position.or_else(|| message.contains("found: EOF").then(|| end_of(sql)));
         Self::Sql(Box::new(SqlError::new(message, sql, position)))
     }
 
@@ -148,6 +151,14 @@ pub fn parser_position(msg: &str) -> Option<(u64, u64)> {
     let (line, rest) = rest.split_once(", Column: ")?;
     let col: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     Some((line.trim().parse().ok()?, col.parse().ok()?))
+}
+
+/// The line and column just past the last non-blank character of `sql`.
+fn end_of(sql: &str) -> (u64, u64) {
+    let trimmed = sql.trim_end();
+    let line = trimmed.lines().count().max(1) as u64;
+    let column = trimmed.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, column)
 }
 
 fn clean_parser_message(msg: &str) -> String {

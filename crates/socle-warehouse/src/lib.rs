@@ -27,6 +27,7 @@ pub mod time_travel;
 use std::sync::Arc;
 
 use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
@@ -80,7 +81,10 @@ impl Warehouse {
             .with_information_schema(true)
             .set_str("datafusion.sql_parser.dialect", config.dialect.datafusion_name())
             .set_bool("datafusion.sql_parser.collect_spans", true)
-            .set_bool("datafusion.sql_parser.enable_ident_normalization", true);
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
+            // delta-rs' workaround: hash-join IN-list pushdown can panic on dictionary keys.
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values", 0);
         if let Some(n) = config.target_partitions {
             session = session.with_target_partitions(n);
         }
@@ -92,7 +96,14 @@ impl Warehouse {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit as usize)));
         }
         let runtime = runtime.build_arc().map_err(|e| WarehouseError::Internal(e.to_string()))?;
-        let mut ctx = SessionContext::new_with_config_rt(session, runtime);
+        // Delta's planner knows the extension nodes its writers put into plans.
+        let state = SessionStateBuilder::new()
+            .with_config(session)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
+        let mut ctx = SessionContext::new_with_state(state);
         // Object stores other than the local file system are registered for the lake's bucket.
         if lake.url().scheme() != "file" {
             let mut root = lake.url().clone();

@@ -174,7 +174,12 @@ async fn create_table_as(
         }
         return Err(WarehouseError::Exists { kind: "table", name: rel.to_string(), hint: "; use CREATE OR REPLACE TABLE" });
     }
-    let plan = nullable::make_nullable(input).map_err(|e| WarehouseError::Internal(e.to_string()))?;
+    // `CREATE TABLE t (id BIGINT NOT NULL, ...)` declares its columns: keep their NOT NULL.
+    // A query's columns are made nullable, as BigQuery and DuckDB do for CTAS.
+    let plan = match input {
+        declared @ LogicalPlan::EmptyRelation(_) => declared,
+        query => nullable::make_nullable(query).map_err(|e| WarehouseError::Internal(e.to_string()))?,
+    };
     let df = DataFrame::new(wh.ctx.state(), plan);
     let report = crate::load::write_dataframe(wh, rel, existing, df, SaveMode::Overwrite, true).await?;
     wh.refresh().await?;
