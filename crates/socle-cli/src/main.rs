@@ -15,12 +15,25 @@ use clap::{Parser, Subcommand};
 /// Collect data into a lake, load it into an embedded warehouse (DataFusion over Delta Lake
 /// tables), transform it with SQL, and query it, from one project folder.
 #[derive(Debug, Parser)]
-#[command(name = "socle", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Examples:\n  socle init shop && cd shop\n  socle check\n  socle sql \"select 42 as answer\"\n  socle --project examples/shop sql -f examples/shop/queries/revenue.sql")]
+#[command(
+    name = "socle",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Examples:\n  socle init shop && cd shop\n  socle check\n  socle sql \"select 42 as answer\"\n  socle --project examples/shop sql -f examples/shop/queries/revenue.sql"
+)]
 pub struct Cli {
     /// Project folder (default: the nearest folder at or above the current one with a
     /// socle.yml or dbt_project.yml)
-    #[arg(long, short = 'p', global = true, env = "SOCLE_PROJECT", value_name = "DIR")]
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "SOCLE_PROJECT",
+        value_name = "DIR"
+    )]
     pub project: Option<PathBuf>,
 
     /// More log output (-v: debug, -vv: trace); logs go to stderr
@@ -52,7 +65,9 @@ fn init_logging(cli: &Cli) {
         _ => "debug,socle=trace",
     };
     let filter = EnvFilter::try_from_env("SOCLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
     } else {
@@ -63,7 +78,10 @@ fn init_logging(cli: &Cli) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

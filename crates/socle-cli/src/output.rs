@@ -54,7 +54,8 @@ pub async fn write_stream(
             Box::new(std::io::BufWriter::new(std::io::stdout()))
         }
         Sink::File(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
     };
     let mut writer = BatchWriter::new(format, out, schema.clone())?;
@@ -77,9 +78,17 @@ pub async fn write_stream(
 }
 
 enum BatchWriter {
-    Table { out: Box<dyn Write + Send>, schema: SchemaRef, batches: Vec<RecordBatch> },
+    Table {
+        out: Box<dyn Write + Send>,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
     /// The schema is kept to print the header of an empty result.
-    Csv { writer: datafusion::arrow::csv::Writer<Box<dyn Write + Send>>, schema: SchemaRef, wrote: bool },
+    Csv {
+        writer: datafusion::arrow::csv::Writer<Box<dyn Write + Send>>,
+        schema: SchemaRef,
+        wrote: bool,
+    },
     Json(datafusion::arrow::json::ArrayWriter<Box<dyn Write + Send>>),
     Ndjson(datafusion::arrow::json::LineDelimitedWriter<Box<dyn Write + Send>>),
     Parquet(ArrowWriter<Box<dyn Write + Send>>),
@@ -88,14 +97,22 @@ enum BatchWriter {
 impl BatchWriter {
     fn new(format: Format, out: Box<dyn Write + Send>, schema: SchemaRef) -> Result<Self> {
         Ok(match format {
-            Format::Table => BatchWriter::Table { out, schema, batches: Vec::new() },
+            Format::Table => BatchWriter::Table {
+                out,
+                schema,
+                batches: Vec::new(),
+            },
             Format::Csv => BatchWriter::Csv {
-                writer: datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(out),
+                writer: datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(out),
                 schema,
                 wrote: false,
             },
             Format::Json => BatchWriter::Json(datafusion::arrow::json::ArrayWriter::new(out)),
-            Format::Ndjson => BatchWriter::Ndjson(datafusion::arrow::json::LineDelimitedWriter::new(out)),
+            Format::Ndjson => {
+                BatchWriter::Ndjson(datafusion::arrow::json::LineDelimitedWriter::new(out))
+            }
             Format::Parquet => BatchWriter::Parquet(ArrowWriter::try_new(out, schema, None)?),
         })
     }
@@ -116,7 +133,11 @@ impl BatchWriter {
 
     fn finish(self) -> Result<()> {
         match self {
-            BatchWriter::Table { mut out, schema, batches } => {
+            BatchWriter::Table {
+                mut out,
+                schema,
+                batches,
+            } => {
                 if batches.iter().all(|b| b.num_rows() == 0) {
                     let empty = RecordBatch::new_empty(schema);
                     writeln!(out, "{}", pretty_format_batches(&[empty])?)?;
@@ -125,7 +146,11 @@ impl BatchWriter {
                 }
                 out.flush()?;
             }
-            BatchWriter::Csv { mut writer, schema, wrote } => {
+            BatchWriter::Csv {
+                mut writer,
+                schema,
+                wrote,
+            } => {
                 if !wrote {
                     writer.write(&RecordBatch::new_empty(schema))?;
                 }

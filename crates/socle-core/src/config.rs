@@ -39,7 +39,11 @@ pub struct ConfigValue {
 
 impl ConfigValue {
     pub fn plain(raw: impl Into<String>) -> Self {
-        Self { raw: raw.into(), file: PathBuf::new(), location: Location::default() }
+        Self {
+            raw: raw.into(),
+            file: PathBuf::new(),
+            location: Location::default(),
+        }
     }
 
     /// Resolves references; the error names where the value was written.
@@ -118,7 +122,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: default_bind(), port: default_port() }
+        Self {
+            bind: default_bind(),
+            port: default_port(),
+        }
     }
 }
 
@@ -193,11 +200,28 @@ const S3_OPTIONS: &[&str] = &[
     "virtual_hosted_style_request",
     "skip_signature",
 ];
-const GS_OPTIONS: &[&str] = &["service_account_path", "service_account_key", "endpoint", "allow_http"];
-const AZ_OPTIONS: &[&str] =
-    &["account_name", "account_key", "sas_token", "use_emulator", "endpoint", "allow_http"];
-const CREDENTIAL_OPTIONS: &[&str] =
-    &["access_key_id", "secret_access_key", "session_token", "service_account_key", "account_key", "sas_token"];
+const GS_OPTIONS: &[&str] = &[
+    "service_account_path",
+    "service_account_key",
+    "endpoint",
+    "allow_http",
+];
+const AZ_OPTIONS: &[&str] = &[
+    "account_name",
+    "account_key",
+    "sas_token",
+    "use_emulator",
+    "endpoint",
+    "allow_http",
+];
+const CREDENTIAL_OPTIONS: &[&str] = &[
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "service_account_key",
+    "account_key",
+    "sas_token",
+];
 
 fn loc<T>(s: &Spanned<T>) -> Location {
     Location::from_saphyr(s.referenced)
@@ -208,8 +232,13 @@ impl Config {
     pub fn defaults(name: &str, root: &Path) -> Self {
         Self {
             name: name.to_string(),
-            lake: LakeConfig { url: default_lake_url(root), options: BTreeMap::new() },
-            metadata: MetadataConfig { url: ConfigValue::plain(default_metadata_url(root)) },
+            lake: LakeConfig {
+                url: default_lake_url(root),
+                options: BTreeMap::new(),
+            },
+            metadata: MetadataConfig {
+                url: ConfigValue::plain(default_metadata_url(root)),
+            },
             warehouse: WarehouseConfig {
                 default_schema: "main".into(),
                 dialect: Dialect::Generic,
@@ -239,10 +268,15 @@ impl Config {
             .ok_or_else(|| err(Location::new(1, 1), "missing key `name`".into()))
             .map_err(|e| e.with_hint("add `name: my_project` at the top of the file"))?;
         if name.value.is_empty()
-            || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || !name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(err(loc(&name), format!("invalid project name `{}`", name.value))
-                .with_hint("use letters, digits, `_` and `-`"));
+            return Err(
+                err(loc(&name), format!("invalid project name `{}`", name.value))
+                    .with_hint("use letters, digits, `_` and `-`"),
+            );
         }
         let mut config = Config::defaults(&name.value, root);
 
@@ -261,7 +295,10 @@ impl Config {
             if !allowed.contains(&key.as_str()) {
                 let mut e = err(
                     Location::new(loc(&value).line, 0),
-                    format!("unknown lake option `{key}` for a {}:// lake", config.lake.url.scheme()),
+                    format!(
+                        "unknown lake option `{key}` for a {}:// lake",
+                        config.lake.url.scheme()
+                    ),
                 );
                 e.hint = Some(match did_you_mean(&key, allowed.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
@@ -280,23 +317,35 @@ impl Config {
             secrets::check_syntax(&value.value).map_err(|m| err(loc(&value), m.to_string()))?;
             config.lake.options.insert(
                 key,
-                ConfigValue { raw: value.value.clone(), file: file.to_path_buf(), location: loc(&value) },
+                ConfigValue {
+                    raw: value.value.clone(),
+                    file: file.to_path_buf(),
+                    location: loc(&value),
+                },
             );
         }
 
         if let Some(url) = &raw.metadata.url {
             secrets::check_syntax(&url.value).map_err(|m| err(loc(url), m.to_string()))?;
             let normalized = normalize_metadata_url(&url.value, root).map_err(|m| {
-                err(loc(url), m).with_hint("use sqlite://path/to/file.db or postgres://user@host/db")
+                err(loc(url), m)
+                    .with_hint("use sqlite://path/to/file.db or postgres://user@host/db")
             })?;
-            config.metadata.url = ConfigValue { raw: normalized, file: file.to_path_buf(), location: loc(url) };
+            config.metadata.url = ConfigValue {
+                raw: normalized,
+                file: file.to_path_buf(),
+                location: loc(url),
+            };
         }
 
         let w = raw.warehouse;
         if let Some(schema) = w.default_schema {
             if !is_identifier(&schema.value) {
-                return Err(err(loc(&schema), format!("invalid schema name `{}`", schema.value))
-                    .with_hint("use a lowercase identifier such as `main`"));
+                return Err(err(
+                    loc(&schema),
+                    format!("invalid schema name `{}`", schema.value),
+                )
+                .with_hint("use a lowercase identifier such as `main`"));
             }
             config.warehouse.default_schema = schema.value;
         }
@@ -304,7 +353,12 @@ impl Config {
         if let Some(limit) = w.memory_limit {
             config.warehouse.memory_limit = Some(
                 parse_bytes(&limit.value)
-                    .ok_or_else(|| err(loc(&limit), format!("invalid memory_limit `{}`", limit.value)))
+                    .ok_or_else(|| {
+                        err(
+                            loc(&limit),
+                            format!("invalid memory_limit `{}`", limit.value),
+                        )
+                    })
                     .map_err(|e| e.with_hint("write a size such as 512MiB, 4GiB or 2GB"))?,
             );
         }
@@ -329,7 +383,10 @@ fn default_lake_url(root: &Path) -> Url {
 }
 
 fn default_metadata_url(root: &Path) -> String {
-    format!("sqlite://{}", root.join(".socle").join("socle.db").display())
+    format!(
+        "sqlite://{}",
+        root.join(".socle").join("socle.db").display()
+    )
 }
 
 fn parse_lake_url(s: &str, root: &Path) -> Result<Url, String> {
@@ -363,7 +420,11 @@ fn normalize_metadata_url(s: &str, root: &Path) -> Result<String, String> {
         if path.is_empty() {
             return Err("sqlite URL has no file path".into());
         }
-        let abs = if Path::new(path).is_absolute() { PathBuf::from(path) } else { root.join(path) };
+        let abs = if Path::new(path).is_absolute() {
+            PathBuf::from(path)
+        } else {
+            root.join(path)
+        };
         Ok(format!("sqlite://{}", abs.display()))
     } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
         Ok(s.to_string())
@@ -375,7 +436,9 @@ fn normalize_metadata_url(s: &str, root: &Path) -> Result<String, String> {
 /// Parses `512MiB`, `4GiB`, `2GB`, `1000000` into bytes.
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let num: f64 = num.parse().ok()?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -390,7 +453,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         "tib" => 1024f64.powi(4),
         _ => return None,
     };
-    (num >= 0.0).then(|| (num * mult) as u64)
+    (num >= 0.0).then_some((num * mult) as u64)
 }
 
 #[cfg(test)]
@@ -414,7 +477,11 @@ mod tests {
     fn misspelled_key_is_located_with_suggestion() {
         let e = parse("name: shop\nwarehouse:\n  defualt_schema: main\n").unwrap_err();
         assert_eq!(e.location.line, 3, "{e}");
-        assert_eq!(e.hint.as_deref(), Some("did you mean `default_schema`?"), "{e}");
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("did you mean `default_schema`?"),
+            "{e}"
+        );
         let shown = e.to_string();
         assert!(shown.starts_with("socle.yml:3:"), "{shown}");
     }
@@ -456,14 +523,17 @@ mod tests {
 
     #[test]
     fn unknown_lake_option_suggests() {
-        let e = parse("name: shop\nlake:\n  url: s3://b/x\n  options:\n    regoin: eu\n").unwrap_err();
+        let e =
+            parse("name: shop\nlake:\n  url: s3://b/x\n  options:\n    regoin: eu\n").unwrap_err();
         assert_eq!(e.location.line, 5);
         assert_eq!(e.hint.as_deref(), Some("did you mean `region`?"));
     }
 
     #[test]
     fn relative_paths_resolve_against_root() {
-        let c = parse("name: shop\nlake:\n  url: data/lake\nmetadata:\n  url: sqlite://meta/x.db\n").unwrap();
+        let c =
+            parse("name: shop\nlake:\n  url: data/lake\nmetadata:\n  url: sqlite://meta/x.db\n")
+                .unwrap();
         assert_eq!(c.lake.url.as_str(), "file:///p/data/lake/");
         assert_eq!(c.metadata.url.raw, "sqlite:///p/meta/x.db");
     }

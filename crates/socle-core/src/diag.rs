@@ -21,7 +21,10 @@ impl Location {
     }
 
     pub(crate) fn from_saphyr(loc: serde_saphyr::Location) -> Self {
-        Self { line: loc.line(), column: loc.column() }
+        Self {
+            line: loc.line(),
+            column: loc.column(),
+        }
     }
 }
 
@@ -36,7 +39,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: impl Into<PathBuf>, location: Location, message: impl Into<String>) -> Self {
-        Self { file: file.into(), location, message: message.into(), hint: None }
+        Self {
+            file: file.into(),
+            location,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// An error about a whole file (missing, unreadable) rather than a position in it.
@@ -52,7 +60,10 @@ impl ConfigError {
     /// Turns a YAML deserialization error into a located error, adding a
     /// "did you mean" suggestion to unknown keys and values.
     pub fn from_yaml(file: &Path, err: &serde_saphyr::Error) -> Self {
-        let location = err.location().map(Location::from_saphyr).unwrap_or_default();
+        let location = err
+            .location()
+            .map(Location::from_saphyr)
+            .unwrap_or_default();
         let raw = err.without_snippet().to_string();
         let message = strip_location_suffix(&raw);
         let mut out = Self::new(file, location, message.clone());
@@ -113,7 +124,9 @@ pub fn suggestion_for_serde_message(msg: &str) -> Option<String> {
 /// The names listed after "expected" in serde's messages, with or without backticks:
 /// ", expected one of `a`, `b`", ", expected `a` or `b`", ", expected one of a, b, c".
 fn expected_names(tail: &str) -> Vec<&str> {
-    let Some(i) = tail.find("expected") else { return Vec::new() };
+    let Some(i) = tail.find("expected") else {
+        return Vec::new();
+    };
     let list = tail[i + "expected".len()..].trim_start();
     let list = list.strip_prefix("one of").unwrap_or(list);
     if list.trim_start().starts_with("nothing") {
@@ -127,11 +140,19 @@ fn expected_names(tail: &str) -> Vec<&str> {
 }
 
 /// The candidate closest to `input`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = input.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (c, strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase())))
+        .map(|c| {
+            (
+                c,
+                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
+            )
+        })
         .filter(|(c, d)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(_, d)| *d)
         .map(|(c, _)| c)
@@ -144,26 +165,41 @@ mod tests {
     #[test]
     fn suggests_closest_field() {
         let msg = "unknown field `nmae`, expected one of `name`, `lake`, `metadata`";
-        assert_eq!(suggestion_for_serde_message(msg).unwrap(), "did you mean `name`?");
+        assert_eq!(
+            suggestion_for_serde_message(msg).unwrap(),
+            "did you mean `name`?"
+        );
     }
 
     #[test]
     fn lists_fields_when_nothing_is_close() {
         let msg = "unknown field `zzzzzz`, expected `url` or `options`";
-        assert_eq!(suggestion_for_serde_message(msg).unwrap(), "valid keys here: url, options");
+        assert_eq!(
+            suggestion_for_serde_message(msg).unwrap(),
+            "valid keys here: url, options"
+        );
     }
 
     #[test]
     fn suggests_closest_variant_without_backticks() {
         let msg = "unknown variant `bigqeury`, expected one of generic, postgres, duckdb, bigquery, mysql";
-        assert_eq!(suggestion_for_serde_message(msg).unwrap(), "did you mean `bigquery`?");
+        assert_eq!(
+            suggestion_for_serde_message(msg).unwrap(),
+            "did you mean `bigquery`?"
+        );
         let msg = "unknown field `x`, there are no fields";
-        assert_eq!(suggestion_for_serde_message(msg).unwrap(), "remove the key `x`");
+        assert_eq!(
+            suggestion_for_serde_message(msg).unwrap(),
+            "remove the key `x`"
+        );
     }
 
     #[test]
     fn strips_suffix() {
-        assert_eq!(strip_location_suffix("bad thing at line 3 column 5"), "bad thing");
+        assert_eq!(
+            strip_location_suffix("bad thing at line 3 column 5"),
+            "bad thing"
+        );
         assert_eq!(strip_location_suffix("at line of fire"), "at line of fire");
     }
 }

@@ -32,7 +32,9 @@ pub enum ProjectError {
         "no socle project found in {0} or any parent folder\n  hint: run `socle init DIR` to create one, or pass `--project DIR`"
     )]
     NotFound(PathBuf),
-    #[error("{0}: not a socle project (no socle.yml or dbt_project.yml in it)\n  hint: run `socle init {0}` to create one")]
+    #[error(
+        "{0}: not a socle project (no socle.yml or dbt_project.yml in it)\n  hint: run `socle init {0}` to create one"
+    )]
     NotAProject(PathBuf),
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
@@ -74,13 +76,17 @@ impl Project {
 
     /// Loads the project whose root is `root`.
     pub fn load(root: &Path) -> Result<Self, ProjectError> {
-        let root = std::fs::canonicalize(root).map_err(|e| ProjectError::Io(root.to_path_buf(), e))?;
+        let root =
+            std::fs::canonicalize(root).map_err(|e| ProjectError::Io(root.to_path_buf(), e))?;
         let config_path = root.join(CONFIG_FILE);
         let dbt_path = root.join(DBT_PROJECT_FILE);
         let dbt_project_file = dbt_path.is_file().then_some(dbt_path);
         let (config, config_file) = if config_path.is_file() {
             let text = read(&config_path)?;
-            (Config::from_yaml(&text, &config_path, &root)?, Some(config_path))
+            (
+                Config::from_yaml(&text, &config_path, &root)?,
+                Some(config_path),
+            )
         } else if let Some(dbt) = &dbt_project_file {
             let text = read(dbt)?;
             let head: DbtProjectHead =
@@ -89,7 +95,12 @@ impl Project {
         } else {
             return Err(ProjectError::NotAProject(root));
         };
-        Ok(Self { root, config_file, dbt_project_file, config })
+        Ok(Self {
+            root,
+            config_file,
+            dbt_project_file,
+            config,
+        })
     }
 
     /// `<project>/.socle`: local state (default lake, metadata database, history).
@@ -115,7 +126,11 @@ fn is_project_dir(dir: &Path) -> bool {
 }
 
 fn absolute(p: &Path, cwd: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +151,11 @@ mod tests {
     #[test]
     fn dbt_only_project_uses_defaults() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("dbt_project.yml"), "name: jaffle\nversion: '1.0'\nprofile: x\n").unwrap();
+        std::fs::write(
+            tmp.path().join("dbt_project.yml"),
+            "name: jaffle\nversion: '1.0'\nprofile: x\n",
+        )
+        .unwrap();
         let p = Project::discover(Some(tmp.path()), Path::new("/")).unwrap();
         assert_eq!(p.config.name, "jaffle");
         assert!(p.config_file.is_none());
@@ -154,8 +173,14 @@ mod tests {
     #[test]
     fn config_errors_name_the_file() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("socle.yml"), "name: x\nwarehouse:\n  dialekt: duckdb\n").unwrap();
-        let e = Project::discover(Some(tmp.path()), Path::new("/")).unwrap_err().to_string();
+        std::fs::write(
+            tmp.path().join("socle.yml"),
+            "name: x\nwarehouse:\n  dialekt: duckdb\n",
+        )
+        .unwrap();
+        let e = Project::discover(Some(tmp.path()), Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("socle.yml:3:3"), "{e}");
         assert!(e.contains("did you mean `dialect`?"), "{e}");
     }

@@ -6,12 +6,22 @@ use crate::project::CONFIG_FILE;
 
 const SOCLE_YML: &str = include_str!("../templates/socle.yml");
 
-const GITIGNORE: &str = "# socle's local state: lake, metadata database, query history\n.socle/\ntarget/\n";
+const GITIGNORE: &str =
+    "# socle's local state: lake, metadata database, query history\n.socle/\ntarget/\n";
 
 const README: &str = "# __NAME__\n\nA socle project.\n\n```sh\nsocle check            # validate the project\nsocle sql \"select 1\"   # query the warehouse\nsocle sql              # interactive shell (\\\\d lists tables)\n```\n";
 
 /// Folders every project has, each with a `.gitkeep` so git keeps them.
-const FOLDERS: &[&str] = &["sources", "models", "seeds", "macros", "tests", "pipelines", "ml", "dashboards"];
+const FOLDERS: &[&str] = &[
+    "sources",
+    "models",
+    "seeds",
+    "macros",
+    "tests",
+    "pipelines",
+    "ml",
+    "dashboards",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
@@ -36,7 +46,11 @@ pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<String>, ScaffoldError
         .map(|n| n.to_string_lossy().replace([' ', '.'], "_"))
         .unwrap_or_else(|| "project".into());
     let name = name.map(str::to_string).unwrap_or(folder_name);
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(ScaffoldError::BadName(name));
     }
     let io = |p: &Path| {

@@ -64,12 +64,17 @@ fn parse(s: &str) -> Result<Vec<Part<'_>>, SecretError> {
             continue;
         }
         parts.push(Part::Text(&rest[..i]));
-        let end = after.find('}').ok_or_else(|| SecretError::Malformed(after.to_string()))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| SecretError::Malformed(after.to_string()))?;
         let inner = &after[2..end];
-        let (kind, name) =
-            inner.split_once(':').ok_or_else(|| SecretError::Malformed(after[..=end].to_string()))?;
+        let (kind, name) = inner
+            .split_once(':')
+            .ok_or_else(|| SecretError::Malformed(after[..=end].to_string()))?;
         let valid_name = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
         match (kind.trim(), valid_name) {
             ("env", true) => parts.push(Part::Env(name)),
             ("secret", true) => parts.push(Part::Secret(name)),
@@ -88,7 +93,14 @@ pub fn check_syntax(s: &str) -> Result<(), SecretError> {
 
 /// True when the whole value is a single reference (how credentials must be written).
 pub fn is_reference(s: &str) -> bool {
-    matches!(parse(s.trim()).as_deref(), Ok([Part::Text(""), Part::Env(_) | Part::Secret(_), Part::Text("")]))
+    matches!(
+        parse(s.trim()).as_deref(),
+        Ok([
+            Part::Text(""),
+            Part::Env(_) | Part::Secret(_),
+            Part::Text("")
+        ])
+    )
 }
 
 /// Names of the environment variables and secrets a value refers to.
@@ -113,9 +125,16 @@ pub fn resolve(s: &str, resolver: &dyn Resolver) -> Result<String, SecretError> 
     for part in parse(s)? {
         match part {
             Part::Text(t) => out.push_str(t),
-            Part::Env(n) => out.push_str(&resolver.env(n).ok_or_else(|| SecretError::MissingEnv(n.into()))?),
+            Part::Env(n) => out.push_str(
+                &resolver
+                    .env(n)
+                    .ok_or_else(|| SecretError::MissingEnv(n.into()))?,
+            ),
             Part::Secret(n) => out.push_str(
-                &resolver.secret(n).map_err(SecretError::Store)?.ok_or_else(|| SecretError::MissingSecret(n.into()))?,
+                &resolver
+                    .secret(n)
+                    .map_err(SecretError::Store)?
+                    .ok_or_else(|| SecretError::MissingSecret(n.into()))?,
             ),
         }
     }
@@ -140,10 +159,19 @@ mod tests {
     #[test]
     fn resolves_embedded_references() {
         let r = Fixed(HashMap::from([("PW", "hunter2"), ("tok", "t")]));
-        assert_eq!(resolve("postgres://u:${env:PW}@h/db", &r).unwrap(), "postgres://u:hunter2@h/db");
+        assert_eq!(
+            resolve("postgres://u:${env:PW}@h/db", &r).unwrap(),
+            "postgres://u:hunter2@h/db"
+        );
         assert_eq!(resolve("${secret:tok}", &r).unwrap(), "s-t");
-        assert_eq!(resolve("cost $5 $${env:X}", &r).unwrap(), "cost $5 ${env:X}");
-        assert_eq!(resolve("${env:NOPE}", &r), Err(SecretError::MissingEnv("NOPE".into())));
+        assert_eq!(
+            resolve("cost $5 $${env:X}", &r).unwrap(),
+            "cost $5 ${env:X}"
+        );
+        assert_eq!(
+            resolve("${env:NOPE}", &r),
+            Err(SecretError::MissingEnv("NOPE".into()))
+        );
     }
 
     #[test]
@@ -160,6 +188,9 @@ mod tests {
         assert!(is_reference(" ${secret:k} "));
         assert!(!is_reference("abc${env:X}"));
         assert!(!is_reference("abc"));
-        assert_eq!(references("a${env:X}b${secret:y}"), vec!["env:X", "secret:y"]);
+        assert_eq!(
+            references("a${env:X}b${secret:y}"),
+            vec!["env:X", "secret:y"]
+        );
     }
 }

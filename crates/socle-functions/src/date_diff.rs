@@ -11,10 +11,14 @@
 use std::sync::Arc;
 
 use chrono::Weekday;
-use datafusion::arrow::array::{Array, ArrayRef, Date32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Date32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, exec_err, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::date_part::{MICROS_PER_DAY, Part, date_boundaries};
 use crate::util::{arity, arrays, as_type, finish, is_date, is_string, is_timestamp, string_at};
@@ -47,12 +51,19 @@ impl Instant {
 fn instants(array: &ArrayRef) -> Result<Vec<Option<Instant>>> {
     if is_timestamp(array.data_type()) {
         let a = as_type(array, &MICROS)?;
-        let a = a.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("timestamp");
-        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| Instant::Micros(a.value(i)))).collect())
+        let a = a
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("timestamp");
+        Ok((0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| Instant::Micros(a.value(i))))
+            .collect())
     } else {
         let a = as_type(array, &DataType::Date32)?;
         let a = a.as_any().downcast_ref::<Date32Array>().expect("date32");
-        Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| Instant::Day(a.value(i)))).collect())
+        Ok((0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| Instant::Day(a.value(i))))
+            .collect())
     }
 }
 
@@ -85,7 +96,10 @@ pub struct DateDiff {
 
 impl DateDiff {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable), aliases: vec!["datediff".into()] }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            aliases: vec!["datediff".into()],
+        }
     }
 }
 
@@ -106,9 +120,21 @@ impl ScalarUDFImpl for DateDiff {
         arity("DATE_DIFF", t, 3, 3)?;
         match (is_string(&t[0]), is_string(&t[2])) {
             // DuckDB form; when both ends are strings the part is decided per row at run time.
-            (true, false) => Ok(vec![DataType::Utf8, temporal("DATE_DIFF", 2, &t[1])?, temporal("DATE_DIFF", 3, &t[2])?]),
-            (false, true) => Ok(vec![temporal("DATE_DIFF", 1, &t[0])?, temporal("DATE_DIFF", 2, &t[1])?, DataType::Utf8]),
-            (true, true) => Ok(vec![DataType::Utf8, temporal("DATE_DIFF", 2, &t[1])?, DataType::Utf8]),
+            (true, false) => Ok(vec![
+                DataType::Utf8,
+                temporal("DATE_DIFF", 2, &t[1])?,
+                temporal("DATE_DIFF", 3, &t[2])?,
+            ]),
+            (false, true) => Ok(vec![
+                temporal("DATE_DIFF", 1, &t[0])?,
+                temporal("DATE_DIFF", 2, &t[1])?,
+                DataType::Utf8,
+            ]),
+            (true, true) => Ok(vec![
+                DataType::Utf8,
+                temporal("DATE_DIFF", 2, &t[1])?,
+                DataType::Utf8,
+            ]),
             (false, false) => plan_err!(
                 "DATE_DIFF needs a date part: DATE_DIFF(end, start, DAY) (BigQuery) or date_diff('day', start, end) (DuckDB)"
             ),
@@ -120,11 +146,22 @@ impl ScalarUDFImpl for DateDiff {
         let last_is_part = a[2].data_type() == &DataType::Utf8;
         let middle = instants(&a[1])?;
         let mut out = Vec::with_capacity(middle.len());
-        let first_instants = if first_is_part { None } else { Some(instants(&a[0])?) };
-        let last_instants = if last_is_part { None } else { Some(instants(&a[2])?) };
+        let first_instants = if first_is_part {
+            None
+        } else {
+            Some(instants(&a[0])?)
+        };
+        let last_instants = if last_is_part {
+            None
+        } else {
+            Some(instants(&a[2])?)
+        };
         for (i, start) in middle.iter().enumerate() {
             // Decide the form of this row.
-            let duck = first_is_part && (!last_is_part || string_at(&a[0], i).is_some_and(|s| Part::parse("", s, Weekday::Mon).is_ok()));
+            let duck = first_is_part
+                && (!last_is_part
+                    || string_at(&a[0], i)
+                        .is_some_and(|s| Part::parse("", s, Weekday::Mon).is_ok()));
             let (part_str, end) = if duck {
                 let end = match &last_instants {
                     Some(v) => v[i],
@@ -142,7 +179,11 @@ impl ScalarUDFImpl for DateDiff {
                 out.push(None);
                 continue;
             };
-            let part = Part::parse("DATE_DIFF", part_str, if duck { Weekday::Mon } else { Weekday::Sun })?;
+            let part = Part::parse(
+                "DATE_DIFF",
+                part_str,
+                if duck { Weekday::Mon } else { Weekday::Sun },
+            )?;
             out.push(Some(boundaries("DATE_DIFF", part, *start, end)?));
         }
         finish(Arc::new(Int64Array::from(out)), scalar)
@@ -163,7 +204,10 @@ pub struct TimestampDiff {
 
 impl TimestampDiff {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable), aliases: vec!["datetime_diff".into()] }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            aliases: vec!["datetime_diff".into()],
+        }
     }
 }
 
@@ -190,7 +234,9 @@ impl ScalarUDFImpl for TimestampDiff {
             }
         };
         if !is_string(&t[2]) {
-            return plan_err!("TIMESTAMP_DIFF(end, start, part): the third argument is a date part such as SECOND");
+            return plan_err!(
+                "TIMESTAMP_DIFF(end, start, part): the third argument is a date part such as SECOND"
+            );
         }
         Ok(vec![ts(1, &t[0])?, ts(2, &t[1])?, DataType::Utf8])
     }
@@ -200,7 +246,8 @@ impl ScalarUDFImpl for TimestampDiff {
         let starts = instants(&a[1])?;
         let mut out = Vec::with_capacity(ends.len());
         for i in 0..ends.len() {
-            let (Some(end), Some(start), Some(p)) = (ends[i], starts[i], string_at(&a[2], i)) else {
+            let (Some(end), Some(start), Some(p)) = (ends[i], starts[i], string_at(&a[2], i))
+            else {
                 out.push(None);
                 continue;
             };

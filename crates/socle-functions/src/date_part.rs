@@ -28,7 +28,10 @@ impl Part {
     /// is what plain `WEEK` means in the calling dialect.
     pub fn parse(func: &str, s: &str, default_week_start: Weekday) -> Result<Part> {
         let lower = s.trim().to_ascii_lowercase();
-        let name = lower.strip_suffix('s').filter(|n| !n.is_empty() && *n != "micro").unwrap_or(&lower);
+        let name = lower
+            .strip_suffix('s')
+            .filter(|n| !n.is_empty() && *n != "micro")
+            .unwrap_or(&lower);
         Ok(match name {
             "microsecond" | "us" | "usec" => Part::Microsecond,
             "millisecond" | "ms" | "msec" => Part::Millisecond,
@@ -43,7 +46,10 @@ impl Part {
             "year" | "y" | "yr" => Part::Year,
             "isoyear" => Part::IsoYear,
             other => {
-                if let Some(day) = other.strip_prefix("week(").and_then(|r| r.strip_suffix(')')) {
+                if let Some(day) = other
+                    .strip_prefix("week(")
+                    .and_then(|r| r.strip_suffix(')'))
+                {
                     let wd = match day.trim() {
                         "sunday" => Weekday::Sun,
                         "monday" => Weekday::Mon,
@@ -92,7 +98,8 @@ pub fn days_of(date: NaiveDate) -> i32 {
 
 /// Index of the week containing `days` for weeks starting on `start` (1970-01-01 was a Thursday).
 pub fn week_index(days: i64, start: Weekday) -> i64 {
-    let offset = (Weekday::Thu.num_days_from_monday() as i64 - start.num_days_from_monday() as i64).rem_euclid(7);
+    let offset = (Weekday::Thu.num_days_from_monday() as i64 - start.num_days_from_monday() as i64)
+        .rem_euclid(7);
     (days + offset).div_euclid(7)
 }
 
@@ -102,8 +109,13 @@ pub fn date_boundaries(part: Part, start: i32, end: i32) -> Option<i64> {
     Some(match part {
         Part::Day => end as i64 - start as i64,
         Part::Week(wd) => week_index(end as i64, wd) - week_index(start as i64, wd),
-        Part::Month => (e.year() as i64 * 12 + e.month0() as i64) - (s.year() as i64 * 12 + s.month0() as i64),
-        Part::Quarter => (e.year() as i64 * 4 + e.month0() as i64 / 3) - (s.year() as i64 * 4 + s.month0() as i64 / 3),
+        Part::Month => {
+            (e.year() as i64 * 12 + e.month0() as i64) - (s.year() as i64 * 12 + s.month0() as i64)
+        }
+        Part::Quarter => {
+            (e.year() as i64 * 4 + e.month0() as i64 / 3)
+                - (s.year() as i64 * 4 + s.month0() as i64 / 3)
+        }
         Part::Year => e.year() as i64 - s.year() as i64,
         Part::IsoYear => e.iso_week().year() as i64 - s.iso_week().year() as i64,
         _ => return None,
@@ -116,7 +128,9 @@ pub fn trunc_date(part: Part, days: i32) -> Option<i32> {
     let out = match part {
         Part::Day => d,
         Part::Week(wd) => {
-            let back = (d.weekday().num_days_from_monday() as i64 - wd.num_days_from_monday() as i64).rem_euclid(7);
+            let back = (d.weekday().num_days_from_monday() as i64
+                - wd.num_days_from_monday() as i64)
+                .rem_euclid(7);
             d - chrono::Duration::days(back)
         }
         Part::Month => d.with_day(1)?,
@@ -145,7 +159,10 @@ mod tests {
     #[test]
     fn parts_parse() {
         assert_eq!(Part::parse("f", "Days", Weekday::Sun).unwrap(), Part::Day);
-        assert_eq!(Part::parse("f", "WEEK(MONDAY)", Weekday::Sun).unwrap(), Part::Week(Weekday::Mon));
+        assert_eq!(
+            Part::parse("f", "WEEK(MONDAY)", Weekday::Sun).unwrap(),
+            Part::Week(Weekday::Mon)
+        );
         assert!(Part::parse("f", "fortnight", Weekday::Sun).is_err());
     }
 }

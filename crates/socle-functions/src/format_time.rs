@@ -15,7 +15,9 @@ use chrono::{DateTime, Datelike, NaiveDateTime};
 use datafusion::arrow::array::{Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, exec_err, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::util::{arity, arrays, as_type, finish, is_date, is_string, is_timestamp, string_at};
 
@@ -40,7 +42,12 @@ impl FormatTime {
         }
     }
     pub fn strftime() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable), name: "strftime", aliases: vec![], format_pos: 1 }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            name: "strftime",
+            aliases: vec![],
+            format_pos: 1,
+        }
     }
 }
 
@@ -63,9 +70,13 @@ impl ScalarUDFImpl for FormatTime {
         let vp = 1 - self.format_pos;
         let mut out = vec![DataType::Utf8, DataType::Utf8];
         if !is_string(&t[self.format_pos]) && !t[self.format_pos].is_null() {
-            return plan_err!("{fname}: the format must be a string, got {}", t[self.format_pos]);
+            return plan_err!(
+                "{fname}: the format must be a string, got {}",
+                t[self.format_pos]
+            );
         }
-        out[vp] = if is_timestamp(&t[vp]) || is_date(&t[vp]) || is_string(&t[vp]) || t[vp].is_null() {
+        out[vp] = if is_timestamp(&t[vp]) || is_date(&t[vp]) || is_string(&t[vp]) || t[vp].is_null()
+        {
             MICROS
         } else {
             return plan_err!("{fname}: cannot format a value of type {}", t[vp]);
@@ -75,7 +86,10 @@ impl ScalarUDFImpl for FormatTime {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (a, scalar) = arrays(&args.args)?;
         let values = as_type(&a[1 - self.format_pos], &MICROS)?;
-        let values = values.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("timestamp");
+        let values = values
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("timestamp");
         let mut cache: Option<(String, Vec<Item<'static>>)> = None;
         let mut out = Vec::with_capacity(values.len());
         for i in 0..values.len() {
@@ -87,7 +101,8 @@ impl ScalarUDFImpl for FormatTime {
                 cache = Some((fmt.to_string(), parse_format(self.name, fmt)?));
             }
             let items = &cache.as_ref().expect("set").1;
-            let Some(dt) = DateTime::from_timestamp_micros(values.value(i)).map(|d| d.naive_utc()) else {
+            let Some(dt) = DateTime::from_timestamp_micros(values.value(i)).map(|d| d.naive_utc())
+            else {
                 return exec_err!("{}: timestamp out of range", self.name);
             };
             out.push(Some(render(&dt, items)));
@@ -100,7 +115,11 @@ impl ScalarUDFImpl for FormatTime {
 fn parse_format(func: &str, fmt: &str) -> Result<Vec<Item<'static>>> {
     let mut items = Vec::new();
     for piece in fmt.split("%Q").enumerate().flat_map(|(i, p)| {
-        let marker = if i == 0 { None } else { Some(Item::Literal("\u{0}Q")) };
+        let marker = if i == 0 {
+            None
+        } else {
+            Some(Item::Literal("\u{0}Q"))
+        };
         marker.into_iter().map(Ok).chain(std::iter::once(Err(p)))
     }) {
         match piece {

@@ -5,10 +5,14 @@
 use std::sync::Arc;
 
 use chrono::Months;
-use datafusion::arrow::array::{Array, Date32Array, Date32Builder, IntervalMonthDayNanoArray, ListBuilder};
+use datafusion::arrow::array::{
+    Array, Date32Array, Date32Builder, IntervalMonthDayNanoArray, ListBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit};
 use datafusion::common::{Result, exec_err, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::date_part::{date_of, days_of};
 use crate::util::{arity, arrays, as_type, finish, want_date};
@@ -25,7 +29,9 @@ pub struct GenerateDateArray {
 
 impl GenerateDateArray {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -37,19 +43,26 @@ impl ScalarUDFImpl for GenerateDateArray {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(Arc::new(Field::new_list_field(DataType::Date32, true))))
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            DataType::Date32,
+            true,
+        ))))
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         arity("GENERATE_DATE_ARRAY", t, 2, 3)?;
         let mut out = vec![DataType::Date32, DataType::Date32];
         for (i, ty) in t.iter().take(2).enumerate() {
             if want_date("GENERATE_DATE_ARRAY", i + 1, ty)? != DataType::Date32 {
-                return plan_err!("GENERATE_DATE_ARRAY takes DATE bounds; cast timestamps with DATE(x)");
+                return plan_err!(
+                    "GENERATE_DATE_ARRAY takes DATE bounds; cast timestamps with DATE(x)"
+                );
             }
         }
         if let Some(step) = t.get(2) {
             if !matches!(step, DataType::Interval(_)) && !step.is_null() {
-                return plan_err!("GENERATE_DATE_ARRAY: the step must be an INTERVAL such as INTERVAL 1 WEEK, got {step}");
+                return plan_err!(
+                    "GENERATE_DATE_ARRAY: the step must be an INTERVAL such as INTERVAL 1 WEEK, got {step}"
+                );
             }
             out.push(STEP);
         }
@@ -58,11 +71,18 @@ impl ScalarUDFImpl for GenerateDateArray {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (a, scalar) = arrays(&args.args)?;
         let starts = as_type(&a[0], &DataType::Date32)?;
-        let starts = starts.as_any().downcast_ref::<Date32Array>().expect("date32");
+        let starts = starts
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("date32");
         let ends = as_type(&a[1], &DataType::Date32)?;
         let ends = ends.as_any().downcast_ref::<Date32Array>().expect("date32");
         let steps = a.get(2).map(|s| as_type(s, &STEP)).transpose()?;
-        let steps = steps.as_ref().map(|s| s.as_any().downcast_ref::<IntervalMonthDayNanoArray>().expect("interval"));
+        let steps = steps.as_ref().map(|s| {
+            s.as_any()
+                .downcast_ref::<IntervalMonthDayNanoArray>()
+                .expect("interval")
+        });
         let mut builder = ListBuilder::new(Date32Builder::new());
         for i in 0..starts.len() {
             if starts.is_null(i) || ends.is_null(i) || steps.is_some_and(|s| s.is_null(i)) {
@@ -77,7 +97,9 @@ impl ScalarUDFImpl for GenerateDateArray {
                 None => (0, 1, 0),
             };
             if nanos != 0 || (months != 0 && days != 0) {
-                return exec_err!("GENERATE_DATE_ARRAY: the step must be whole days, weeks, months or years");
+                return exec_err!(
+                    "GENERATE_DATE_ARRAY: the step must be whole days, weeks, months or years"
+                );
             }
             if months == 0 && days == 0 {
                 return exec_err!("GENERATE_DATE_ARRAY: the step cannot be zero");
@@ -110,7 +132,9 @@ impl ScalarUDFImpl for GenerateDateArray {
                 }
                 count += 1;
                 if count > MAX_ELEMENTS {
-                    return exec_err!("GENERATE_DATE_ARRAY would produce more than {MAX_ELEMENTS} elements");
+                    return exec_err!(
+                        "GENERATE_DATE_ARRAY would produce more than {MAX_ELEMENTS} elements"
+                    );
                 }
                 builder.values().append_value(current);
                 k += 1;

@@ -31,7 +31,9 @@ pub fn all_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(safe_divide::SafeDivide::new())),
         Arc::new(ScalarUDF::from(regexp::RegexpContains::new())),
         Arc::new(ScalarUDF::from(regexp::RegexpExtract::new())),
-        Arc::new(ScalarUDF::from(generate_date_array::GenerateDateArray::new())),
+        Arc::new(ScalarUDF::from(
+            generate_date_array::GenerateDateArray::new(),
+        )),
         Arc::new(ScalarUDF::from(date_diff::DateDiff::new())),
         Arc::new(ScalarUDF::from(date_diff::TimestampDiff::new())),
         Arc::new(ScalarUDF::from(date_trunc::DateTrunc::new())),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use regex::Regex;
 
 use crate::util::{arity, arrays, as_type, finish, want_integer, want_string};
@@ -29,7 +31,9 @@ impl Patterns {
         if stale {
             match Regex::new(pattern) {
                 Ok(re) => self.last = Some((pattern.to_string(), re)),
-                Err(e) => return exec_err!("{}: invalid regular expression '{pattern}': {e}", self.func),
+                Err(e) => {
+                    return exec_err!("{}: invalid regular expression '{pattern}': {e}", self.func);
+                }
             }
         }
         Ok(&self.last.as_ref().expect("set above").1)
@@ -38,7 +42,10 @@ impl Patterns {
 
 fn strings(arrays: &[datafusion::arrow::array::ArrayRef], i: usize) -> Result<StringArray> {
     let a = as_type(&arrays[i], &DataType::Utf8)?;
-    Ok(a.as_any().downcast_ref::<StringArray>().expect("utf8").clone())
+    Ok(a.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone())
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -48,7 +55,9 @@ pub struct RegexpContains {
 
 impl RegexpContains {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -64,7 +73,11 @@ impl ScalarUDFImpl for RegexpContains {
     }
     fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
         arity("REGEXP_CONTAINS", types, 2, 2)?;
-        types.iter().enumerate().map(|(i, t)| want_string("REGEXP_CONTAINS", i + 1, t)).collect()
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| want_string("REGEXP_CONTAINS", i + 1, t))
+            .collect()
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (arrays, scalar) = arrays(&args.args)?;
@@ -76,7 +89,9 @@ impl ScalarUDFImpl for RegexpContains {
             if values.is_null(i) || patterns.is_null(i) {
                 out.push(None);
             } else {
-                out.push(Some(cache.get(patterns.value(i))?.is_match(values.value(i))));
+                out.push(Some(
+                    cache.get(patterns.value(i))?.is_match(values.value(i)),
+                ));
             }
         }
         finish(Arc::new(BooleanArray::from(out)), scalar)
@@ -91,7 +106,10 @@ pub struct RegexpExtract {
 
 impl RegexpExtract {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable), aliases: vec!["regexp_substr".into()] }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            aliases: vec!["regexp_substr".into()],
+        }
     }
 }
 
@@ -114,7 +132,11 @@ impl ScalarUDFImpl for RegexpExtract {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                if i < 2 { want_string("REGEXP_EXTRACT", i + 1, t) } else { want_integer("REGEXP_EXTRACT", i + 1, t) }
+                if i < 2 {
+                    want_string("REGEXP_EXTRACT", i + 1, t)
+                } else {
+                    want_integer("REGEXP_EXTRACT", i + 1, t)
+                }
             })
             .collect()
     }
@@ -127,7 +149,12 @@ impl ScalarUDFImpl for RegexpExtract {
                 None => Ok(None),
                 Some(a) => {
                     let a = as_type(a, &DataType::Int64)?;
-                    Ok(Some(a.as_any().downcast_ref::<Int64Array>().expect("int64").clone()))
+                    Ok(Some(
+                        a.as_any()
+                            .downcast_ref::<Int64Array>()
+                            .expect("int64")
+                            .clone(),
+                    ))
                 }
             }
         };
@@ -137,7 +164,11 @@ impl ScalarUDFImpl for RegexpExtract {
         let mut out: Vec<Option<String>> = Vec::with_capacity(values.len());
         for i in 0..values.len() {
             let null_int = |a: &Option<Int64Array>| a.as_ref().is_some_and(|a| a.is_null(i));
-            if values.is_null(i) || patterns.is_null(i) || null_int(&positions) || null_int(&occurrences) {
+            if values.is_null(i)
+                || patterns.is_null(i)
+                || null_int(&positions)
+                || null_int(&occurrences)
+            {
                 out.push(None);
                 continue;
             }
@@ -147,7 +178,9 @@ impl ScalarUDFImpl for RegexpExtract {
                 return exec_err!("REGEXP_EXTRACT: position must be at least 1, got {position}");
             }
             if occurrence < 1 {
-                return exec_err!("REGEXP_EXTRACT: occurrence must be at least 1, got {occurrence}");
+                return exec_err!(
+                    "REGEXP_EXTRACT: occurrence must be at least 1, got {occurrence}"
+                );
             }
             let re = cache.get(patterns.value(i))?;
             let groups = re.captures_len() - 1;
@@ -157,12 +190,17 @@ impl ScalarUDFImpl for RegexpExtract {
                 );
             }
             let value = values.value(i);
-            let start = value.char_indices().nth(position as usize - 1).map(|(b, _)| b);
+            let start = value
+                .char_indices()
+                .nth(position as usize - 1)
+                .map(|(b, _)| b);
             let found = start.and_then(|start| {
-                re.captures_iter(&value[start..]).nth(occurrence as usize - 1).map(|c| {
-                    let m = if groups == 1 { c.get(1) } else { c.get(0) };
-                    m.map(|m| m.as_str().to_string())
-                })
+                re.captures_iter(&value[start..])
+                    .nth(occurrence as usize - 1)
+                    .map(|c| {
+                        let m = if groups == 1 { c.get(1) } else { c.get(0) };
+                        m.map(|m| m.as_str().to_string())
+                    })
             });
             out.push(found.flatten());
         }

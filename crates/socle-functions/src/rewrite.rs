@@ -8,8 +8,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectNamePart, Value, VisitMut,
-    visit_expressions_mut,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectNamePart, Value,
+    VisitMut, visit_expressions_mut,
 };
 
 const PARTS: &[&str] = &[
@@ -72,15 +72,21 @@ fn plain_string(value: &mut Value) {
 }
 
 fn rewrite_function(f: &mut Function) {
-    let Some(ObjectNamePart::Identifier(last)) = f.name.0.last_mut() else { return };
+    let Some(ObjectNamePart::Identifier(last)) = f.name.0.last_mut() else {
+        return;
+    };
     let name = last.value.to_ascii_lowercase();
     if matches!(name.as_str(), "timestamp_trunc" | "datetime_trunc") {
         *last = Ident::new("date_trunc");
     }
-    let FunctionArguments::List(list) = &mut f.args else { return };
+    let FunctionArguments::List(list) = &mut f.args else {
+        return;
+    };
     let positions = part_positions(&name, list.args.len());
     for &pos in positions {
-        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) = list.args.get_mut(pos) else { continue };
+        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) = list.args.get_mut(pos) else {
+            continue;
+        };
         if let Some(text) = part_literal(arg) {
             *arg = Expr::Value(Value::SingleQuotedString(text).into());
         }
@@ -90,7 +96,9 @@ fn rewrite_function(f: &mut Function) {
 /// `DAY` → `"DAY"`, `WEEK(MONDAY)` → `"WEEK(MONDAY)"`; anything else is left alone.
 fn part_literal(expr: &Expr) -> Option<String> {
     match expr {
-        Expr::Identifier(id) if id.quote_style.is_none() && is_part_name(&id.value) => Some(id.value.to_uppercase()),
+        Expr::Identifier(id) if id.quote_style.is_none() && is_part_name(&id.value) => {
+            Some(id.value.to_uppercase())
+        }
         Expr::Function(f) => {
             let name = match f.name.0.as_slice() {
                 [ObjectNamePart::Identifier(id)] => id.value.to_ascii_lowercase(),
@@ -99,7 +107,9 @@ fn part_literal(expr: &Expr) -> Option<String> {
             if name != "week" {
                 return None;
             }
-            let FunctionArguments::List(list) = &f.args else { return None };
+            let FunctionArguments::List(list) = &f.args else {
+                return None;
+            };
             match list.args.as_slice() {
                 [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(day)))] => {
                     Some(format!("WEEK({})", day.value.to_uppercase()))
@@ -125,14 +135,32 @@ mod tests {
 
     #[test]
     fn bare_parts_become_strings() {
-        assert_eq!(rewritten("SELECT DATE_DIFF(a, b, DAY)"), "SELECT DATE_DIFF(a, b, 'DAY')");
-        assert_eq!(rewritten("SELECT datediff(day, a, b)"), "SELECT datediff('DAY', a, b)");
-        assert_eq!(rewritten("SELECT DATE_TRUNC(d, WEEK(MONDAY))"), "SELECT DATE_TRUNC(d, 'WEEK(MONDAY)')");
-        assert_eq!(rewritten("SELECT TIMESTAMP_TRUNC(t, HOUR)"), "SELECT date_trunc(t, 'HOUR')");
+        assert_eq!(
+            rewritten("SELECT DATE_DIFF(a, b, DAY)"),
+            "SELECT DATE_DIFF(a, b, 'DAY')"
+        );
+        assert_eq!(
+            rewritten("SELECT datediff(day, a, b)"),
+            "SELECT datediff('DAY', a, b)"
+        );
+        assert_eq!(
+            rewritten("SELECT DATE_TRUNC(d, WEEK(MONDAY))"),
+            "SELECT DATE_TRUNC(d, 'WEEK(MONDAY)')"
+        );
+        assert_eq!(
+            rewritten("SELECT TIMESTAMP_TRUNC(t, HOUR)"),
+            "SELECT date_trunc(t, 'HOUR')"
+        );
         // A column that is not a part name stays a column.
-        assert_eq!(rewritten("SELECT DATE_DIFF(a, b, unit)"), "SELECT DATE_DIFF(a, b, unit)");
+        assert_eq!(
+            rewritten("SELECT DATE_DIFF(a, b, unit)"),
+            "SELECT DATE_DIFF(a, b, unit)"
+        );
         // Quoted identifiers are columns, never parts.
-        assert_eq!(rewritten("SELECT DATE_DIFF(a, b, \"day\")"), "SELECT DATE_DIFF(a, b, \"day\")");
+        assert_eq!(
+            rewritten("SELECT DATE_DIFF(a, b, \"day\")"),
+            "SELECT DATE_DIFF(a, b, \"day\")"
+        );
     }
 
     #[test]

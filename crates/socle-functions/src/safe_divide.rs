@@ -5,7 +5,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, Float64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::util::{arity, arrays, as_type, finish};
 
@@ -16,7 +18,9 @@ pub struct SafeDivide {
 
 impl SafeDivide {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -51,7 +55,11 @@ impl ScalarUDFImpl for SafeDivide {
         let y = y.as_any().downcast_ref::<Float64Array>().expect("float64");
         let out: Float64Array = (0..x.len())
             .map(|i| {
-                if x.is_null(i) || y.is_null(i) || y.value(i) == 0.0 { None } else { Some(x.value(i) / y.value(i)) }
+                if x.is_null(i) || y.is_null(i) || y.value(i) == 0.0 {
+                    None
+                } else {
+                    Some(x.value(i) / y.value(i))
+                }
             })
             .collect();
         finish(Arc::new(out), scalar)

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::util::{arity, arrays, as_type, finish, want_string};
 
@@ -17,7 +19,9 @@ pub struct Split {
 
 impl Split {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -29,18 +33,30 @@ impl ScalarUDFImpl for Split {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))))
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            DataType::Utf8,
+            true,
+        ))))
     }
     fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
         arity("SPLIT", types, 1, 2)?;
-        types.iter().enumerate().map(|(i, t)| want_string("SPLIT", i + 1, t)).collect()
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| want_string("SPLIT", i + 1, t))
+            .collect()
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (arrays, scalar) = arrays(&args.args)?;
         let values = as_type(&arrays[0], &DataType::Utf8)?;
         let values = values.as_any().downcast_ref::<StringArray>().expect("utf8");
-        let delims = arrays.get(1).map(|d| as_type(d, &DataType::Utf8)).transpose()?;
-        let delims = delims.as_ref().map(|d| d.as_any().downcast_ref::<StringArray>().expect("utf8"));
+        let delims = arrays
+            .get(1)
+            .map(|d| as_type(d, &DataType::Utf8))
+            .transpose()?;
+        let delims = delims
+            .as_ref()
+            .map(|d| d.as_any().downcast_ref::<StringArray>().expect("utf8"));
         let mut builder = ListBuilder::new(StringBuilder::new());
         for i in 0..values.len() {
             let delim = match delims {

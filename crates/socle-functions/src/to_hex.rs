@@ -8,7 +8,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, BinaryArray, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::util::{arity, arrays, as_type, finish};
 
@@ -19,7 +21,9 @@ pub struct ToHex {
 
 impl ToHex {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -36,9 +40,10 @@ impl ScalarUDFImpl for ToHex {
     fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
         arity("TO_HEX", types, 1, 1)?;
         match &types[0] {
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
-                Ok(vec![DataType::Binary])
-            }
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => Ok(vec![DataType::Binary]),
             t if t.is_integer() || t.is_null() => Ok(vec![DataType::Int64]),
             t => plan_err!("TO_HEX takes BYTES or an integer, got {t}"),
         }
@@ -46,8 +51,13 @@ impl ScalarUDFImpl for ToHex {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (arrays, scalar) = arrays(&args.args)?;
         let out: StringArray = if arrays[0].data_type() == &DataType::Int64 {
-            let a = arrays[0].as_any().downcast_ref::<Int64Array>().expect("int64");
-            (0..a.len()).map(|i| (!a.is_null(i)).then(|| format!("{:x}", a.value(i)))).collect()
+            let a = arrays[0]
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int64");
+            (0..a.len())
+                .map(|i| (!a.is_null(i)).then(|| format!("{:x}", a.value(i))))
+                .collect()
         } else {
             let a = as_type(&arrays[0], &DataType::Binary)?;
             let a = a.as_any().downcast_ref::<BinaryArray>().expect("binary");

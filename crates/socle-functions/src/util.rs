@@ -18,7 +18,9 @@ pub fn arrays(args: &[ColumnarValue]) -> Result<(Vec<ArrayRef>, bool)> {
 /// Wraps a result array back into a `ColumnarValue`.
 pub fn finish(array: ArrayRef, all_scalar: bool) -> Result<ColumnarValue> {
     if all_scalar && array.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
     } else {
         Ok(ColumnarValue::Array(array))
     }
@@ -26,7 +28,11 @@ pub fn finish(array: ArrayRef, all_scalar: bool) -> Result<ColumnarValue> {
 
 /// Casts to `to` (no-op when already that type).
 pub fn as_type(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
-    if array.data_type() == to { Ok(Arc::clone(array)) } else { Ok(cast(array, to)?) }
+    if array.data_type() == to {
+        Ok(Arc::clone(array))
+    } else {
+        Ok(cast(array, to)?)
+    }
 }
 
 pub fn is_string(t: &DataType) -> bool {
@@ -87,6 +93,8 @@ pub fn arity(func: &str, types: &[DataType], min: usize, max: usize) -> Result<(
 
 /// Reads a scalar string argument of each row (None for NULL).
 pub fn string_at(array: &ArrayRef, i: usize) -> Option<&str> {
-    let a = array.as_any().downcast_ref::<datafusion::arrow::array::StringArray>()?;
+    let a = array
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()?;
     if a.is_null(i) { None } else { Some(a.value(i)) }
 }

@@ -24,9 +24,15 @@ pub enum LakeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot open the lake at {url}: {source}")]
-    Open { url: String, source: object_store::Error },
+    Open {
+        url: String,
+        source: object_store::Error,
+    },
     #[error("lake I/O on {path}: {source}")]
-    Io { path: String, source: object_store::Error },
+    Io {
+        path: String,
+        source: object_store::Error,
+    },
     #[error("invalid lake path `{0}`")]
     BadPath(String),
 }
@@ -54,16 +60,27 @@ impl Lake {
 
     /// Opens a lake from a URL and already-resolved options.
     pub fn open_url(url: &Url, options: &[(String, String)]) -> Result<Self, LakeError> {
-        let open_err = |source| LakeError::Open { url: url.to_string(), source };
+        let open_err = |source| LakeError::Open {
+            url: url.to_string(),
+            source,
+        };
         let (store, prefix): (Arc<dyn ObjectStore>, StorePath) = match url.scheme() {
             "file" => {
-                let dir = url.to_file_path().map_err(|_| LakeError::BadPath(url.to_string()))?;
+                let dir = url
+                    .to_file_path()
+                    .map_err(|_| LakeError::BadPath(url.to_string()))?;
                 std::fs::create_dir_all(&dir).map_err(|e| LakeError::Io {
                     path: dir.display().to_string(),
-                    source: object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) },
+                    source: object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    },
                 })?;
                 let fs = object_store::local::LocalFileSystem::new().with_automatic_cleanup(true);
-                (Arc::new(fs), StorePath::from_url_path(url.path()).map_err(|e| open_err(e.into()))?)
+                (
+                    Arc::new(fs),
+                    StorePath::from_url_path(url.path()).map_err(|e| open_err(e.into()))?,
+                )
             }
             "s3" | "s3a" => {
                 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -77,7 +94,11 @@ impl Lake {
                 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
                 let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
                 for (k, v) in options {
-                    let k = if k == "endpoint" { "base_url" } else { k.as_str() };
+                    let k = if k == "endpoint" {
+                        "base_url"
+                    } else {
+                        k.as_str()
+                    };
                     b = b.with_config(GoogleConfigKey::from_str(k).map_err(open_err)?, v);
                 }
                 (Arc::new(b.build().map_err(open_err)?), bucket_prefix(url)?)
@@ -114,13 +135,19 @@ impl Lake {
     /// The URL of `rel` inside the lake, e.g. `warehouse/main/orders/`.
     pub fn url_of(&self, rel: &str) -> Result<Url, LakeError> {
         check_rel(rel)?;
-        self.url.join(rel).map_err(|_| LakeError::BadPath(rel.to_string()))
+        self.url
+            .join(rel)
+            .map_err(|_| LakeError::BadPath(rel.to_string()))
     }
 
     /// The store path of `rel` inside the lake.
     pub fn path_of(&self, rel: &str) -> Result<StorePath, LakeError> {
         check_rel(rel)?;
-        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_string()).collect();
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
         parts.extend(rel.split('/').filter(|s| !s.is_empty()).map(str::to_string));
         Ok(StorePath::from_iter(parts))
     }
@@ -128,12 +155,19 @@ impl Lake {
     /// Names of the immediate sub-folders of `rel`.
     pub async fn list_dirs(&self, rel: &str) -> Result<Vec<String>, LakeError> {
         let path = self.path_of(rel)?;
-        let listing = self.store.list_with_delimiter(Some(&path)).await.map_err(|source| LakeError::Io {
-            path: rel.to_string(),
-            source,
-        })?;
-        let mut dirs: Vec<String> =
-            listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&path))
+            .await
+            .map_err(|source| LakeError::Io {
+                path: rel.to_string(),
+                source,
+            })?;
+        let mut dirs: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
         dirs.sort();
         Ok(dirs)
     }
@@ -147,10 +181,20 @@ impl Lake {
             .list(Some(&path))
             .try_collect()
             .await
-            .map_err(|source| LakeError::Io { path: rel.to_string(), source })?;
+            .map_err(|source| LakeError::Io {
+                path: rel.to_string(),
+                source,
+            })?;
         let mut out: Vec<(String, u64)> = items
             .into_iter()
-            .map(|m| (m.location.as_ref()[base..].trim_start_matches('/').to_string(), m.size))
+            .map(|m| {
+                (
+                    m.location.as_ref()[base..]
+                        .trim_start_matches('/')
+                        .to_string(),
+                    m.size,
+                )
+            })
             .collect();
         out.sort();
         Ok(out)
@@ -163,14 +207,27 @@ impl Lake {
             .put(&path, PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|source| LakeError::Io { path: rel.to_string(), source })
+            .map_err(|source| LakeError::Io {
+                path: rel.to_string(),
+                source,
+            })
     }
 
     /// Reads the object at `rel`.
     pub async fn get(&self, rel: &str) -> Result<Vec<u8>, LakeError> {
         let path = self.path_of(rel)?;
-        let io = |source| LakeError::Io { path: rel.to_string(), source };
-        let bytes = self.store.get(&path).await.map_err(io)?.bytes().await.map_err(io)?;
+        let io = |source| LakeError::Io {
+            path: rel.to_string(),
+            source,
+        };
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(io)?
+            .bytes()
+            .await
+            .map_err(io)?;
         Ok(bytes.to_vec())
     }
 
@@ -182,7 +239,10 @@ impl Lake {
             self.store
                 .delete(&path)
                 .await
-                .map_err(|source| LakeError::Io { path: file.clone(), source })?;
+                .map_err(|source| LakeError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
         }
         if self.url.scheme() == "file" {
             // Local stores leave empty folders behind; remove them so listings stay clean.
@@ -201,7 +261,10 @@ impl Lake {
             .list_with_delimiter(Some(&self.prefix))
             .await
             .map(|_| ())
-            .map_err(|source| LakeError::Open { url: self.url.to_string(), source })
+            .map_err(|source| LakeError::Open {
+                url: self.url.to_string(),
+                source,
+            })
     }
 }
 
@@ -227,14 +290,27 @@ mod tests {
         let lake = Lake::open_url(&url, &[]).unwrap();
         lake.put("raw/src/a.txt", b"hello".to_vec()).await.unwrap();
         lake.put("warehouse/main/t/x", b"1".to_vec()).await.unwrap();
-        lake.put("warehouse/staging/u/x", b"1".to_vec()).await.unwrap();
+        lake.put("warehouse/staging/u/x", b"1".to_vec())
+            .await
+            .unwrap();
         assert_eq!(lake.get("raw/src/a.txt").await.unwrap(), b"hello");
-        assert_eq!(lake.list_dirs("warehouse").await.unwrap(), vec!["main", "staging"]);
-        assert_eq!(lake.list_files("raw").await.unwrap(), vec![("raw/src/a.txt".to_string(), 5)]);
+        assert_eq!(
+            lake.list_dirs("warehouse").await.unwrap(),
+            vec!["main", "staging"]
+        );
+        assert_eq!(
+            lake.list_files("raw").await.unwrap(),
+            vec![("raw/src/a.txt".to_string(), 5)]
+        );
         assert_eq!(lake.delete_prefix("warehouse/main").await.unwrap(), 1);
         assert_eq!(lake.list_dirs("warehouse").await.unwrap(), vec!["staging"]);
         assert!(lake.url_of("../escape").is_err());
-        assert!(lake.url_of("warehouse/main/t/").unwrap().as_str().ends_with("/lake/warehouse/main/t/"));
+        assert!(
+            lake.url_of("warehouse/main/t/")
+                .unwrap()
+                .as_str()
+                .ends_with("/lake/warehouse/main/t/")
+        );
     }
 
     #[test]
@@ -242,14 +318,21 @@ mod tests {
         let url = Url::parse("s3://bucket/lake/").unwrap();
         let ok = Lake::open_url(
             &url,
-            &[("endpoint".into(), "http://127.0.0.1:1".into()), ("allow_http".into(), "true".into()), ("region".into(), "us-east-1".into())],
+            &[
+                ("endpoint".into(), "http://127.0.0.1:1".into()),
+                ("allow_http".into(), "true".into()),
+                ("region".into(), "us-east-1".into()),
+            ],
         );
         assert!(ok.is_ok(), "{ok:?}");
         let bad = Lake::open_url(&url, &[("nonsense".into(), "1".into())]);
         assert!(bad.is_err());
         let az = Lake::open_url(
             &Url::parse("az://container/lake").unwrap(),
-            &[("account_name".into(), "acct".into()), ("use_emulator".into(), "true".into())],
+            &[
+                ("account_name".into(), "acct".into()),
+                ("use_emulator".into(), "true".into()),
+            ],
         );
         assert!(az.is_ok(), "{az:?}");
     }

@@ -15,7 +15,12 @@ pub struct ViewDef {
 
 impl MetaDb {
     /// Creates or replaces a view definition.
-    pub async fn put_view(&self, schema: &str, name: &str, definition: &str) -> Result<(), MetaError> {
+    pub async fn put_view(
+        &self,
+        schema: &str,
+        name: &str,
+        definition: &str,
+    ) -> Result<(), MetaError> {
         let ts = now();
         sqlx::query(
             "INSERT INTO catalog_views (schema_name, view_name, definition, created_at, updated_at)
@@ -33,12 +38,18 @@ impl MetaDb {
     }
 
     pub async fn get_view(&self, schema: &str, name: &str) -> Result<Option<ViewDef>, MetaError> {
-        let row = sqlx::query("SELECT definition FROM catalog_views WHERE schema_name = $1 AND view_name = $2")
-            .bind(schema)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| ViewDef { schema: schema.into(), name: name.into(), definition: r.get("definition") }))
+        let row = sqlx::query(
+            "SELECT definition FROM catalog_views WHERE schema_name = $1 AND view_name = $2",
+        )
+        .bind(schema)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| ViewDef {
+            schema: schema.into(),
+            name: name.into(),
+            definition: r.get("definition"),
+        }))
     }
 
     /// Views, optionally of one schema, ordered by schema and name.
@@ -52,17 +63,22 @@ impl MetaDb {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| ViewDef { schema: r.get("schema_name"), name: r.get("view_name"), definition: r.get("definition") })
+            .map(|r| ViewDef {
+                schema: r.get("schema_name"),
+                name: r.get("view_name"),
+                definition: r.get("definition"),
+            })
             .collect())
     }
 
     /// Removes a view; returns whether it existed.
     pub async fn drop_view(&self, schema: &str, name: &str) -> Result<bool, MetaError> {
-        let done = sqlx::query("DELETE FROM catalog_views WHERE schema_name = $1 AND view_name = $2")
-            .bind(schema)
-            .bind(name)
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM catalog_views WHERE schema_name = $1 AND view_name = $2")
+                .bind(schema)
+                .bind(name)
+                .execute(self.pool())
+                .await?;
         sqlx::query("DELETE FROM catalog_descriptions WHERE schema_name = $1 AND object_name = $2")
             .bind(schema)
             .bind(name)
@@ -96,7 +112,11 @@ impl MetaDb {
     }
 
     /// Descriptions of an object: `(column or "" for the object itself, description)`.
-    pub async fn descriptions(&self, schema: &str, object: &str) -> Result<Vec<(String, String)>, MetaError> {
+    pub async fn descriptions(
+        &self,
+        schema: &str,
+        object: &str,
+    ) -> Result<Vec<(String, String)>, MetaError> {
         let rows = sqlx::query(
             "SELECT column_name, description FROM catalog_descriptions
              WHERE schema_name = $1 AND object_name = $2 ORDER BY column_name",
@@ -105,7 +125,10 @@ impl MetaDb {
         .bind(object)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(|r| (r.get("column_name"), r.get("description"))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("column_name"), r.get("description")))
+            .collect())
     }
 
     /// Records an explicitly created schema (so an empty one still lists).
@@ -121,7 +144,10 @@ impl MetaDb {
     }
 
     pub async fn drop_schema(&self, schema: &str) -> Result<(), MetaError> {
-        sqlx::query("DELETE FROM catalog_schemas WHERE schema_name = $1").bind(schema).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM catalog_schemas WHERE schema_name = $1")
+            .bind(schema)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -19,7 +19,11 @@ pub enum MetaError {
     #[error("cannot open the metadata database {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
     #[error("metadata database migration {version} ({name}) failed: {source}")]
-    Migration { version: i64, name: &'static str, source: sqlx::Error },
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
     #[error(
         "the metadata database is at schema version {found}, newer than this socle knows ({known}); upgrade socle"
     )]
@@ -48,7 +52,10 @@ impl MetaDb {
     pub async fn open(url: &str) -> Result<Self, MetaError> {
         install_default_drivers();
         let redacted = redact(url);
-        let connect_err = |source| MetaError::Connect { url: redacted.clone(), source };
+        let connect_err = |source| MetaError::Connect {
+            url: redacted.clone(),
+            source,
+        };
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(file).parent() {
@@ -59,7 +66,8 @@ impl MetaDb {
         } else {
             (Backend::Postgres, url.to_string())
         };
-        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        let mut options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -116,7 +124,10 @@ pub(crate) fn now() -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact("sqlite:///a/b.db"), "sqlite:///a/b.db");
     }
 }

@@ -60,10 +60,17 @@ pub(crate) async fn migrate(db: &MetaDb) -> Result<(), MetaError> {
     let current = current_version(db).await?;
     let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
     if current > known {
-        return Err(MetaError::TooNew { found: current, known });
+        return Err(MetaError::TooNew {
+            found: current,
+            known,
+        });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let fail = |source| MetaError::Migration { version: m.version, name: m.name, source };
+        let fail = |source| MetaError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
         let mut tx = db.pool().begin().await.map_err(fail)?;
         for stmt in m.statements {
             sqlx::query(stmt).execute(&mut *tx).await.map_err(fail)?;
@@ -76,7 +83,11 @@ pub(crate) async fn migrate(db: &MetaDb) -> Result<(), MetaError> {
             .await
             .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
-        tracing::info!(version = m.version, name = m.name, "applied metadata migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied metadata migration"
+        );
     }
     Ok(())
 }

@@ -9,18 +9,37 @@ async fn exercise(db: &MetaDb) {
     db.put_view("main", "v_orders", "SELECT 1").await.unwrap();
     db.put_view("main", "v_orders", "SELECT 2").await.unwrap();
     db.put_view("staging", "stg", "SELECT 3").await.unwrap();
-    assert_eq!(db.get_view("main", "v_orders").await.unwrap().unwrap().definition, "SELECT 2");
+    assert_eq!(
+        db.get_view("main", "v_orders")
+            .await
+            .unwrap()
+            .unwrap()
+            .definition,
+        "SELECT 2"
+    );
     assert_eq!(db.list_views(None).await.unwrap().len(), 2);
     assert_eq!(db.list_views(Some("staging")).await.unwrap().len(), 1);
-    db.set_description("main", "v_orders", None, "orders view").await.unwrap();
-    db.set_description("main", "v_orders", Some("id"), "the id").await.unwrap();
+    db.set_description("main", "v_orders", None, "orders view")
+        .await
+        .unwrap();
+    db.set_description("main", "v_orders", Some("id"), "the id")
+        .await
+        .unwrap();
     assert_eq!(db.descriptions("main", "v_orders").await.unwrap().len(), 2);
     assert!(db.create_schema("marts").await.unwrap());
     assert!(!db.create_schema("marts").await.unwrap());
-    assert_eq!(db.list_schemas().await.unwrap(), vec!["main", "marts", "staging"]);
+    assert_eq!(
+        db.list_schemas().await.unwrap(),
+        vec!["main", "marts", "staging"]
+    );
     assert!(db.drop_view("main", "v_orders").await.unwrap());
     assert!(!db.drop_view("main", "v_orders").await.unwrap());
-    assert!(db.descriptions("main", "v_orders").await.unwrap().is_empty());
+    assert!(
+        db.descriptions("main", "v_orders")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -41,10 +60,12 @@ async fn sqlite_refuses_a_newer_schema() {
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/socle.db", tmp.path().display());
     let db = MetaDb::open(&url).await.unwrap();
-    sqlx::query("INSERT INTO socle_migrations (version, name, applied_at) VALUES (999, 'future', 'x')")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO socle_migrations (version, name, applied_at) VALUES (999, 'future', 'x')",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
     db.close().await;
     let err = MetaDb::open(&url).await.unwrap_err().to_string();
     assert!(err.contains("newer than this socle knows"), "{err}");
@@ -57,8 +78,14 @@ async fn postgres_metadata_migrates_and_round_trips() {
     // A fresh database per run so reruns start clean.
     let admin = MetaDb::open(&base).await.unwrap();
     let name = format!("socle_meta_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(admin.pool()).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
     let url = match base.rfind('/') {
         Some(i) => format!("{}/{name}", &base[..i]),
         None => panic!("bad url {base}"),
@@ -67,5 +94,8 @@ async fn postgres_metadata_migrates_and_round_trips() {
     assert_eq!(db.backend(), Backend::Postgres);
     exercise(&db).await;
     db.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(admin.pool()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
 }

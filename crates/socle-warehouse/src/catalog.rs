@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -44,7 +44,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(lake: Lake, meta: MetaDb, default_schema: String, parser: crate::parse::Parser) -> Self {
+    pub fn new(
+        lake: Lake,
+        meta: MetaDb,
+        default_schema: String,
+        parser: crate::parse::Parser,
+    ) -> Self {
         Self {
             lake,
             meta,
@@ -68,7 +73,10 @@ impl Shared {
                 continue;
             }
             let tables = self.lake.list_dirs(&format!("warehouse/{schema}")).await?;
-            names.entry(schema).or_default().extend(tables.into_iter().filter(|t| is_identifier(t)));
+            names
+                .entry(schema)
+                .or_default()
+                .extend(tables.into_iter().filter(|t| is_identifier(t)));
         }
         for view in self.meta.list_views(None).await? {
             names.entry(view.schema).or_default().insert(view.name);
@@ -78,17 +86,34 @@ impl Shared {
     }
 
     pub fn schema_names(&self) -> Vec<String> {
-        self.names.read().expect("names lock").keys().cloned().collect()
+        self.names
+            .read()
+            .expect("names lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn cached_names(&self, schema: &str) -> Vec<String> {
-        self.names.read().expect("names lock").get(schema).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.names
+            .read()
+            .expect("names lock")
+            .get(schema)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Opens a Delta table; `Ok(None)` when there is none at the name.
-    pub async fn open_table(&self, rel: &RelName, as_of: Option<&AsOf>) -> Result<Option<DeltaTable>> {
+    pub async fn open_table(
+        &self,
+        rel: &RelName,
+        as_of: Option<&AsOf>,
+    ) -> Result<Option<DeltaTable>> {
         let url = self.lake.url_of(&rel.lake_path())?;
-        let delta_err = |source| WarehouseError::Delta { table: rel.to_string(), source };
+        let delta_err = |source| WarehouseError::Delta {
+            table: rel.to_string(),
+            source,
+        };
         let mut table = DeltaTableBuilder::from_url(url.clone())
             .map_err(delta_err)?
             .with_storage_backend(self.lake.store(), url)
@@ -97,7 +122,9 @@ impl Shared {
         let loaded = match as_of {
             Some(AsOf::Version(v)) => {
                 if *v < 0 {
-                    return Err(WarehouseError::Unsupported(format!("version {v} of {rel}: versions start at 0")));
+                    return Err(WarehouseError::Unsupported(format!(
+                        "version {v} of {rel}: versions start at 0"
+                    )));
                 }
                 table.load_version(*v as u64).await
             }
@@ -109,11 +136,18 @@ impl Shared {
             // An empty folder says NotATable; a missing local folder says the location is
             // invalid. Either way there is no table unless the log exists.
             Err(DeltaTableError::NotATable(_)) => Ok(None),
-            Err(_) if as_of.is_none() && !table.verify_deltatable_existence().await.unwrap_or(true) => Ok(None),
+            Err(_)
+                if as_of.is_none()
+                    && !table.verify_deltatable_existence().await.unwrap_or(true) =>
+            {
+                Ok(None)
+            }
             Err(e) if as_of.is_some() => Err(WarehouseError::NotFound {
                 kind: "version",
                 name: format!("{rel} {}", describe_as_of(as_of)),
-                suggestion: Some(format!("`socle table history {rel}` lists the versions ({e})")),
+                suggestion: Some(format!(
+                    "`socle table history {rel}` lists the versions ({e})"
+                )),
             }),
             Err(e) => Err(delta_err(e)),
         }
@@ -131,11 +165,23 @@ impl Shared {
         {
             return self.plan_view(&rel, &view.definition).await.map(Some);
         }
-        let Some(table) = self.open_table(&rel, as_of.as_ref()).await? else { return Ok(None) };
-        let state = self.state.get().ok_or_else(|| WarehouseError::Internal("session not ready".into()))?;
-        table.update_datafusion_session(state).map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;
-        let provider =
-            table.table_provider().await.map_err(|e| WarehouseError::from_datafusion(e, ""))?;
+        let Some(table) = self.open_table(&rel, as_of.as_ref()).await? else {
+            return Ok(None);
+        };
+        let state = self
+            .state
+            .get()
+            .ok_or_else(|| WarehouseError::Internal("session not ready".into()))?;
+        table
+            .update_datafusion_session(state)
+            .map_err(|source| WarehouseError::Delta {
+                table: rel.to_string(),
+                source,
+            })?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| WarehouseError::from_datafusion(e, ""))?;
         Ok(Some(provider))
     }
 
@@ -143,9 +189,14 @@ impl Shared {
         let depth = self.view_depth.fetch_add(1, Ordering::SeqCst);
         let _guard = DepthGuard(&self.view_depth);
         if depth > MAX_VIEW_DEPTH {
-            return Err(WarehouseError::Unsupported(format!("view {rel} nests views more than {MAX_VIEW_DEPTH} deep (a cycle?)")));
+            return Err(WarehouseError::Unsupported(format!(
+                "view {rel} nests views more than {MAX_VIEW_DEPTH} deep (a cycle?)"
+            )));
         }
-        let state = self.state.get().ok_or_else(|| WarehouseError::Internal("session not ready".into()))?;
+        let state = self
+            .state
+            .get()
+            .ok_or_else(|| WarehouseError::Internal("session not ready".into()))?;
         let stmt = self.parser.parse_one(definition)?;
         let plan = state.statement_to_plan(stmt).await.map_err(|e| {
             WarehouseError::Unsupported(format!(
@@ -179,7 +230,11 @@ pub fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(Utc.from_utc_datetime(&t));
         }
@@ -204,7 +259,12 @@ impl CatalogProvider for SocleCatalog {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        is_identifier(name).then(|| Arc::new(SocleSchema { name: name.to_string(), shared: self.shared.clone() }) as _)
+        is_identifier(name).then(|| {
+            Arc::new(SocleSchema {
+                name: name.to_string(),
+                shared: self.shared.clone(),
+            }) as _
+        })
     }
 }
 
@@ -221,10 +281,16 @@ impl SchemaProvider for SocleSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        self.shared.resolve(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))
+        self.shared
+            .resolve(&self.name, name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.shared.cached_names(&self.name).iter().any(|n| n == name)
+        self.shared
+            .cached_names(&self.name)
+            .iter()
+            .any(|n| n == name)
     }
 }

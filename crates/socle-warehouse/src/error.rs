@@ -18,7 +18,12 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn new(message: impl Into<String>, sql: &str, position: Option<(u64, u64)>) -> Self {
-        Self { message: message.into(), position, sql: sql.to_string(), source: None }
+        Self {
+            message: message.into(),
+            position,
+            sql: sql.to_string(),
+            source: None,
+        }
     }
 }
 
@@ -40,7 +45,11 @@ impl fmt::Display for SqlError {
                 .take(col.saturating_sub(1) as usize)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            write!(f, "\n{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret_pad}^", "", "")?;
+            write!(
+                f,
+                "\n{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret_pad}^",
+                "", ""
+            )?;
         }
         Ok(())
     }
@@ -53,10 +62,18 @@ pub enum WarehouseError {
     Sql(Box<SqlError>),
     /// A table, view or schema that does not exist.
     #[error("{kind} `{name}` does not exist{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
-    NotFound { kind: &'static str, name: String, suggestion: Option<String> },
+    NotFound {
+        kind: &'static str,
+        name: String,
+        suggestion: Option<String>,
+    },
     /// Something that exists already.
     #[error("{kind} `{name}` already exists{hint}")]
-    Exists { kind: &'static str, name: String, hint: &'static str },
+    Exists {
+        kind: &'static str,
+        name: String,
+        hint: &'static str,
+    },
     /// Data that cannot be loaded as asked (types, keys): nothing was written.
     #[error("cannot load into `{table}`: {reason}; the table is unchanged")]
     Load { table: String, reason: String },
@@ -71,7 +88,10 @@ pub enum WarehouseError {
     #[error(transparent)]
     Meta(#[from] socle_meta::MetaError),
     #[error("Delta table `{table}`: {source}")]
-    Delta { table: String, source: deltalake::DeltaTableError },
+    Delta {
+        table: String,
+        source: deltalake::DeltaTableError,
+    },
     /// Should not happen: most likely a bug in socle.
     #[error("internal error: {0} (this is a bug in socle, please report it)")]
     Internal(String),
@@ -94,7 +114,9 @@ impl WarehouseError {
             .or_else(|| parser_position(&err.to_string()));
         let err = strip(err);
         match err {
-            DataFusionError::SQL(e, _) => Self::sql(clean_parser_message(&e.to_string()), sql, position),
+            DataFusionError::SQL(e, _) => {
+                Self::sql(clean_parser_message(&e.to_string()), sql, position)
+            }
             DataFusionError::Plan(m) => Self::sql(m, sql, position),
             DataFusionError::SchemaError(e, _) => Self::sql(e.to_string(), sql, position),
             DataFusionError::ArrowError(e, _) => Self::Execution(e.to_string()),
@@ -162,8 +184,13 @@ fn end_of(sql: &str) -> (u64, u64) {
 }
 
 fn clean_parser_message(msg: &str) -> String {
-    let msg = msg.trim_start_matches("sql parser error: ").trim_start_matches("SQL error: ");
-    let msg = msg.strip_prefix("ParserError(\"").map(|m| m.trim_end_matches("\")")).unwrap_or(msg);
+    let msg = msg
+        .trim_start_matches("sql parser error: ")
+        .trim_start_matches("SQL error: ");
+    let msg = msg
+        .strip_prefix("ParserError(\"")
+        .map(|m| m.trim_end_matches("\")"))
+        .unwrap_or(msg);
     match msg.rfind(" at Line: ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
@@ -179,12 +206,18 @@ mod tests {
     #[test]
     fn renders_a_caret() {
         let e = SqlError::new("no column `x`", "SELECT\n  x FROM t", Some((2, 3)));
-        assert_eq!(e.to_string(), "line 2, column 3: no column `x`\n  |\n2 |   x FROM t\n  |   ^");
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 3: no column `x`\n  |\n2 |   x FROM t\n  |   ^"
+        );
     }
 
     #[test]
     fn finds_parser_positions() {
-        assert_eq!(parser_position("Expected: end of statement, found: x at Line: 3, Column: 14"), Some((3, 14)));
+        assert_eq!(
+            parser_position("Expected: end of statement, found: x at Line: 3, Column: 14"),
+            Some((3, 14))
+        );
         assert_eq!(parser_position("nothing"), None);
     }
 }

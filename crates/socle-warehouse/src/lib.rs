@@ -27,8 +27,8 @@ pub mod time_travel;
 use std::sync::Arc;
 
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 use socle_core::WarehouseConfig;
@@ -37,7 +37,9 @@ use socle_meta::MetaDb;
 
 pub use error::{Result, SqlError, WarehouseError};
 pub use load::{LoadReport, WriteMode};
-pub use maintenance::{ColumnInfo, OptimizeReport, RelationDetail, RelationInfo, VacuumReport, VersionInfo};
+pub use maintenance::{
+    ColumnInfo, OptimizeReport, RelationDetail, RelationInfo, VacuumReport, VersionInfo,
+};
 pub use names::RelName;
 
 /// The DataFusion catalog holding the warehouse's schemas.
@@ -67,7 +69,9 @@ pub struct Warehouse {
 
 impl std::fmt::Debug for Warehouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Warehouse").field("lake", self.shared.lake.url()).finish()
+        f.debug_struct("Warehouse")
+            .field("lake", self.shared.lake.url())
+            .finish()
     }
 }
 
@@ -79,12 +83,18 @@ impl Warehouse {
             .with_default_catalog_and_schema(CATALOG, &config.default_schema)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            .set_str("datafusion.sql_parser.dialect", config.dialect.datafusion_name())
+            .set_str(
+                "datafusion.sql_parser.dialect",
+                config.dialect.datafusion_name(),
+            )
             .set_bool("datafusion.sql_parser.collect_spans", true)
             .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
             // delta-rs' workaround: hash-join IN-list pushdown can panic on dictionary keys.
             .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
-            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values", 0);
+            .set_usize(
+                "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
+                0,
+            );
         if let Some(n) = config.target_partitions {
             session = session.with_target_partitions(n);
         }
@@ -95,7 +105,9 @@ impl Warehouse {
         if let Some(limit) = config.memory_limit {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit as usize)));
         }
-        let runtime = runtime.build_arc().map_err(|e| WarehouseError::Internal(e.to_string()))?;
+        let runtime = runtime
+            .build_arc()
+            .map_err(|e| WarehouseError::Internal(e.to_string()))?;
         // Delta's planner knows the extension nodes its writers put into plans.
         let state = SessionStateBuilder::new()
             .with_config(session)
@@ -110,15 +122,35 @@ impl Warehouse {
             root.set_path("/");
             ctx.runtime_env().register_object_store(&root, lake.store());
         }
-        socle_functions::register_all(&mut ctx).map_err(|e| WarehouseError::Internal(e.to_string()))?;
+        socle_functions::register_all(&mut ctx)
+            .map_err(|e| WarehouseError::Internal(e.to_string()))?;
         ctx.register_udf(nullable::Nullable::udf().as_ref().clone());
         let ctx = ctx.enable_url_table();
-        let parser = parse::Parser { dialect: config.dialect };
-        let shared = Arc::new(catalog::Shared::new(lake, meta, config.default_schema.clone(), parser));
-        ctx.register_catalog(CATALOG, Arc::new(catalog::SocleCatalog { shared: shared.clone() }));
-        shared.state.set(ctx.state()).map_err(|_| WarehouseError::Internal("session set twice".into()))?;
+        let parser = parse::Parser {
+            dialect: config.dialect,
+        };
+        let shared = Arc::new(catalog::Shared::new(
+            lake,
+            meta,
+            config.default_schema.clone(),
+            parser,
+        ));
+        ctx.register_catalog(
+            CATALOG,
+            Arc::new(catalog::SocleCatalog {
+                shared: shared.clone(),
+            }),
+        );
+        shared
+            .state
+            .set(ctx.state())
+            .map_err(|_| WarehouseError::Internal("session set twice".into()))?;
         shared.refresh().await?;
-        Ok(Self { ctx, shared, parser })
+        Ok(Self {
+            ctx,
+            shared,
+            parser,
+        })
     }
 
     /// The DataFusion session (for reading files into DataFrames to load, for example).
@@ -133,7 +165,15 @@ impl Warehouse {
     /// Parses `sql` into statements to [`run`](Self::run) one by one.
     pub fn parse(&self, sql: &str) -> Result<Vec<Prepared>> {
         let text: Arc<str> = Arc::from(sql);
-        Ok(self.parser.parse(sql)?.into_iter().map(|statement| Prepared { statement, sql: text.clone() }).collect())
+        Ok(self
+            .parser
+            .parse(sql)?
+            .into_iter()
+            .map(|statement| Prepared {
+                statement,
+                sql: text.clone(),
+            })
+            .collect())
     }
 
     /// Runs one statement. Writes are committed before this returns; queries return a
@@ -148,9 +188,11 @@ impl Warehouse {
         for p in self.parse(sql)? {
             let text = p.sql.clone();
             out.push(match self.run(p).await? {
-                Outcome::Query(df) => {
-                    Executed::Rows(df.collect().await.map_err(|e| WarehouseError::from_datafusion(e, &text))?)
-                }
+                Outcome::Query(df) => Executed::Rows(
+                    df.collect()
+                        .await
+                        .map_err(|e| WarehouseError::from_datafusion(e, &text))?,
+                ),
                 Outcome::Done(m) => Executed::Done(m),
             });
         }
@@ -177,7 +219,10 @@ impl Warehouse {
 /// the plain log store (commits by put-if-absent, which S3, GCS and Azure all support) is
 /// registered for them, once per process.
 fn register_log_stores() {
-    use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories};
+    use deltalake::logstore::{
+        LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
+        logstore_factories,
+    };
     #[derive(Debug)]
     struct PlainLogStore;
     impl LogStoreFactory for PlainLogStore {
@@ -188,7 +233,12 @@ fn register_log_stores() {
             location: &url::Url,
             options: &StorageConfig,
         ) -> deltalake::DeltaResult<Arc<dyn LogStore>> {
-            Ok(default_logstore(prefixed_store, root_store, location, options))
+            Ok(default_logstore(
+                prefixed_store,
+                root_store,
+                location,
+                options,
+            ))
         }
     }
     static ONCE: std::sync::Once = std::sync::Once::new();

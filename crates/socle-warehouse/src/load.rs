@@ -62,7 +62,10 @@ pub struct LoadReport {
 }
 
 fn load_err(rel: &RelName, reason: impl Into<String>) -> WarehouseError {
-    WarehouseError::Load { table: rel.to_string(), reason: reason.into() }
+    WarehouseError::Load {
+        table: rel.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn is_string(t: &DataType) -> bool {
@@ -83,10 +86,14 @@ fn widens(from: &DataType, to: &DataType) -> bool {
         _ => None,
     };
     match (from, to) {
-        (a, b) if rank(a).is_some() && rank(b).is_some() => rank(a) <= rank(b) && !matches!(b, UInt8 | UInt16 | UInt32),
+        (a, b) if rank(a).is_some() && rank(b).is_some() => {
+            rank(a) <= rank(b) && !matches!(b, UInt8 | UInt16 | UInt32)
+        }
         (Float16 | Float32, Float64) | (Float16, Float32) => true,
         (Int8 | Int16 | Int32 | UInt8 | UInt16 | Int64 | UInt32, Float64) => true,
-        (Decimal128(p1, s1), Decimal128(p2, s2)) => s1 <= s2 && (*p1 as i16 - *s1 as i16) <= (*p2 as i16 - *s2 as i16),
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            s1 <= s2 && (*p1 as i16 - *s1 as i16) <= (*p2 as i16 - *s2 as i16)
+        }
         (Int8 | Int16 | Int32 | Int64, Decimal128(p, s)) => (*p as i16 - *s as i16) >= 19,
         (Timestamp(_, tz1), Timestamp(_, tz2)) => tz1.is_some() == tz2.is_some(),
         (Date32, Timestamp(TimeUnit::Microsecond, _)) => false,
@@ -119,10 +126,17 @@ fn align(rel: &RelName, data: DataFrame, table: &Schema) -> Result<(DataFrame, V
                 ));
             }
             Err(_) => {
-                if let Some(existing) = table.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name)) {
+                if let Some(existing) = table
+                    .fields()
+                    .iter()
+                    .find(|f| f.name().eq_ignore_ascii_case(name))
+                {
                     return Err(load_err(
                         rel,
-                        format!("column `{name}` differs only by case from the table's `{}`", existing.name()),
+                        format!(
+                            "column `{name}` differs only by case from the table's `{}`",
+                            existing.name()
+                        ),
                     ));
                 }
                 new_columns.push(name.clone());
@@ -130,7 +144,9 @@ fn align(rel: &RelName, data: DataFrame, table: &Schema) -> Result<(DataFrame, V
             }
         }
     }
-    let df = data.select(exprs).map_err(|e| WarehouseError::Internal(e.to_string()))?;
+    let df = data
+        .select(exprs)
+        .map_err(|e| WarehouseError::Internal(e.to_string()))?;
     Ok((df, new_columns))
 }
 
@@ -143,7 +159,10 @@ pub(crate) async fn write_dataframe(
     mode: SaveMode,
     replace_schema: bool,
 ) -> Result<LoadReport> {
-    let delta_err = |source| WarehouseError::Delta { table: rel.to_string(), source };
+    let delta_err = |source| WarehouseError::Delta {
+        table: rel.to_string(),
+        source,
+    };
     let creating = existing.is_none();
     let table = match existing {
         Some(t) => t,
@@ -180,7 +199,11 @@ pub(crate) async fn write_dataframe(
     let rows = added_rows(&table).await;
     Ok(LoadReport {
         table: rel.to_string(),
-        mode: if mode == SaveMode::Overwrite { "overwrite" } else { "append" },
+        mode: if mode == SaveMode::Overwrite {
+            "overwrite"
+        } else {
+            "append"
+        },
         rows_in: rows,
         rows_inserted: rows,
         rows_updated: 0,
@@ -196,13 +219,18 @@ fn classify_write_error(rel: &RelName, e: deltalake::DeltaTableError) -> Warehou
         E::Arrow { source } => load_err(rel, source.to_string()),
         E::GenericError { source } => load_err(rel, source.to_string()),
         E::SchemaMismatch { msg } => load_err(rel, msg),
-        other => WarehouseError::Delta { table: rel.to_string(), source: other },
+        other => WarehouseError::Delta {
+            table: rel.to_string(),
+            source: other,
+        },
     }
 }
 
 /// `num_added_rows` of the last commit.
 async fn added_rows(table: &DeltaTable) -> u64 {
-    let Ok(history) = table.history(Some(1)).try_collect::<Vec<_>>().await else { return 0 };
+    let Ok(history) = table.history(Some(1)).try_collect::<Vec<_>>().await else {
+        return 0;
+    };
     history
         .first()
         .and_then(|c| c.info.get("operationMetrics"))
@@ -215,7 +243,13 @@ impl Warehouse {
     /// Loads `data` into `table` (`schema.table` or `table`), creating it on first load.
     pub async fn load(&self, table: &str, data: DataFrame, mode: WriteMode) -> Result<LoadReport> {
         let rel = RelName::parse(table, self.default_schema())?;
-        if self.shared.meta.get_view(&rel.schema, &rel.name).await?.is_some() {
+        if self
+            .shared
+            .meta
+            .get_view(&rel.schema, &rel.name)
+            .await?
+            .is_some()
+        {
             return Err(load_err(&rel, "it is a view; load into a table"));
         }
         let existing = self.shared.open_table(&rel, None).await?;
@@ -237,34 +271,63 @@ impl Warehouse {
                 let schema = table_schema(&rel, &table)?;
                 let (df, new_columns) = align(&rel, data, &schema)?;
                 let df = with_nullable(self, df, &new_columns)?;
-                let mut report = write_dataframe(self, &rel, Some(table), df, SaveMode::Append, false).await?;
+                let mut report =
+                    write_dataframe(self, &rel, Some(table), df, SaveMode::Append, false).await?;
                 report.new_columns = new_columns;
                 report
             }
         };
         self.refresh().await?;
-        Ok(LoadReport { mode: mode.name(), ..report })
+        Ok(LoadReport {
+            mode: mode.name(),
+            ..report
+        })
     }
 
     /// Loads in-memory batches (see [`Warehouse::load`]).
-    pub async fn load_batches(&self, table: &str, batches: Vec<RecordBatch>, mode: WriteMode) -> Result<LoadReport> {
+    pub async fn load_batches(
+        &self,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+    ) -> Result<LoadReport> {
         let Some(first) = batches.first() else {
-            return Err(WarehouseError::Load { table: table.to_string(), reason: "no data".into() });
+            return Err(WarehouseError::Load {
+                table: table.to_string(),
+                reason: "no data".into(),
+            });
         };
         let schema = first.schema();
-        let provider = datafusion::datasource::MemTable::try_new(schema, vec![batches])
-            .map_err(|e| WarehouseError::Load { table: table.to_string(), reason: e.strip_backtrace() })?;
-        let df = self.ctx.read_table(Arc::new(provider)).map_err(|e| WarehouseError::Internal(e.to_string()))?;
+        let provider =
+            datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(|e| {
+                WarehouseError::Load {
+                    table: table.to_string(),
+                    reason: e.strip_backtrace(),
+                }
+            })?;
+        let df = self
+            .ctx
+            .read_table(Arc::new(provider))
+            .map_err(|e| WarehouseError::Internal(e.to_string()))?;
         self.load(table, df, mode).await
     }
 
-    async fn merge(&self, rel: &RelName, existing: Option<DeltaTable>, data: DataFrame, keys: &[String]) -> Result<LoadReport> {
+    async fn merge(
+        &self,
+        rel: &RelName,
+        existing: Option<DeltaTable>,
+        data: DataFrame,
+        keys: &[String],
+    ) -> Result<LoadReport> {
         if keys.is_empty() {
             return Err(load_err(rel, "merge needs at least one key column"));
         }
         for k in keys {
             if data.schema().field_with_unqualified_name(k).is_err() {
-                return Err(load_err(rel, format!("key column `{k}` is not in the data")));
+                return Err(load_err(
+                    rel,
+                    format!("key column `{k}` is not in the data"),
+                ));
             }
         }
         check_keys(rel, &data, keys).await?;
@@ -277,12 +340,20 @@ impl Warehouse {
         let schema = table_schema(rel, &table)?;
         for k in keys {
             if schema.field_with_name(k).is_err() {
-                return Err(load_err(rel, format!("key column `{k}` is not in the table")));
+                return Err(load_err(
+                    rel,
+                    format!("key column `{k}` is not in the table"),
+                ));
             }
         }
         let (df, new_columns) = align(rel, data, &schema)?;
         let df = with_nullable(self, df, &new_columns)?;
-        let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let columns: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let side = |alias: &str, name: &str| col(Column::new(Some(alias.to_string()), name));
         let predicate = keys
             .iter()
@@ -292,7 +363,10 @@ impl Warehouse {
         let state = Arc::new(self.ctx.state());
         let update_cols = columns.clone();
         let insert_cols = columns.clone();
-        let delta_err = |source| WarehouseError::Delta { table: rel.to_string(), source };
+        let delta_err = |source| WarehouseError::Delta {
+            table: rel.to_string(),
+            source,
+        };
         let (table, metrics) = table
             .merge(df, predicate)
             .with_source_alias("source")
@@ -300,10 +374,16 @@ impl Warehouse {
             .with_merge_schema(!new_columns.is_empty())
             .with_session_state(state)
             .when_matched_update(move |u| {
-                update_cols.iter().fold(u, |u, c| u.update(quoted(c), side("source", c)))
+                update_cols
+                    .iter()
+                    .fold(u, |u, c| u.update(quoted(c), side("source", c)))
             })
             .map_err(delta_err)?
-            .when_not_matched_insert(move |i| insert_cols.iter().fold(i, |i, c| i.set(quoted(c), side("source", c))))
+            .when_not_matched_insert(move |i| {
+                insert_cols
+                    .iter()
+                    .fold(i, |i, c| i.set(quoted(c), side("source", c)))
+            })
             .map_err(delta_err)?
             .await
             .map_err(|e| classify_write_error(rel, e))?;
@@ -325,7 +405,10 @@ fn quoted(name: &str) -> String {
 }
 
 fn table_schema(rel: &RelName, table: &DeltaTable) -> Result<Schema> {
-    let snapshot = table.snapshot().map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;
+    let snapshot = table.snapshot().map_err(|source| WarehouseError::Delta {
+        table: rel.to_string(),
+        source,
+    })?;
     Ok(snapshot.snapshot().arrow_schema().as_ref().clone())
 }
 
@@ -334,7 +417,8 @@ fn with_nullable(wh: &Warehouse, df: DataFrame, new_columns: &[String]) -> Resul
     if new_columns.is_empty() {
         return Ok(df);
     }
-    let plan = nullable::make_nullable(df.logical_plan().clone()).map_err(|e| WarehouseError::Internal(e.to_string()))?;
+    let plan = nullable::make_nullable(df.logical_plan().clone())
+        .map_err(|e| WarehouseError::Internal(e.to_string()))?;
     Ok(DataFrame::new(wh.ctx.state(), plan))
 }
 
@@ -342,10 +426,24 @@ fn with_nullable(wh: &Warehouse, df: DataFrame, new_columns: &[String]) -> Resul
 async fn check_keys(rel: &RelName, data: &DataFrame, keys: &[String]) -> Result<()> {
     let run = |e: datafusion::error::DataFusionError| load_err(rel, e.strip_backtrace());
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(Column::from_name(k))).collect();
-    let any_null = key_cols.iter().cloned().map(Expr::is_null).reduce(Expr::or).expect("keys");
-    let nulls = data.clone().filter(any_null).map_err(run)?.count().await.map_err(run)?;
+    let any_null = key_cols
+        .iter()
+        .cloned()
+        .map(Expr::is_null)
+        .reduce(Expr::or)
+        .expect("keys");
+    let nulls = data
+        .clone()
+        .filter(any_null)
+        .map_err(run)?
+        .count()
+        .await
+        .map_err(run)?;
     if nulls > 0 {
-        return Err(load_err(rel, format!("{nulls} rows have a NULL in the key ({})", keys.join(", "))));
+        return Err(load_err(
+            rel,
+            format!("{nulls} rows have a NULL in the key ({})", keys.join(", ")),
+        ));
     }
     let dups = data
         .clone()
@@ -355,13 +453,20 @@ async fn check_keys(rel: &RelName, data: &DataFrame, keys: &[String]) -> Result<
         .map_err(run)?;
     let total = dups.clone().count().await.map_err(run)?;
     if total > 0 {
-        let examples = dups.limit(0, Some(3)).map_err(run)?.collect().await.map_err(run)?;
+        let examples = dups
+            .limit(0, Some(3))
+            .map_err(run)?
+            .collect()
+            .await
+            .map_err(run)?;
         let shown = datafusion::arrow::util::pretty::pretty_format_batches(&examples)
             .map(|t| t.to_string())
             .unwrap_or_default();
         return Err(load_err(
             rel,
-            format!("{total} keys appear more than once in the batch (a merge needs one row per key), e.g.:\n{shown}"),
+            format!(
+                "{total} keys appear more than once in the batch (a merge needs one row per key), e.g.:\n{shown}"
+            ),
         ));
     }
     Ok(())
@@ -378,7 +483,13 @@ mod tests {
         assert!(widens(&DataType::Utf8View, &DataType::Utf8));
         assert!(widens(&DataType::Int64, &DataType::Float64));
         assert!(!widens(&DataType::Utf8, &DataType::Int64));
-        assert!(widens(&DataType::Decimal128(10, 2), &DataType::Decimal128(12, 2)));
-        assert!(!widens(&DataType::Decimal128(10, 4), &DataType::Decimal128(10, 2)));
+        assert!(widens(
+            &DataType::Decimal128(10, 2),
+            &DataType::Decimal128(12, 2)
+        ));
+        assert!(!widens(
+            &DataType::Decimal128(10, 4),
+            &DataType::Decimal128(10, 2)
+        ));
     }
 }

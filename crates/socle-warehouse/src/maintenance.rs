@@ -6,9 +6,9 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use crate::Warehouse;
 use crate::error::{Result, WarehouseError};
 use crate::names::RelName;
-use crate::Warehouse;
 
 /// A table or view in a listing.
 #[derive(Debug, Clone, Serialize)]
@@ -92,11 +92,30 @@ impl Warehouse {
                 continue;
             }
             for name in self.shared.cached_names(&s) {
-                let rel = RelName { schema: s.clone(), name };
-                if self.shared.meta.get_view(&rel.schema, &rel.name).await?.is_some() {
-                    out.push(RelationInfo { schema: rel.schema, name: rel.name, kind: "view", version: None });
+                let rel = RelName {
+                    schema: s.clone(),
+                    name,
+                };
+                if self
+                    .shared
+                    .meta
+                    .get_view(&rel.schema, &rel.name)
+                    .await?
+                    .is_some()
+                {
+                    out.push(RelationInfo {
+                        schema: rel.schema,
+                        name: rel.name,
+                        kind: "view",
+                        version: None,
+                    });
                 } else if let Some(t) = self.shared.open_table(&rel, None).await? {
-                    out.push(RelationInfo { schema: rel.schema, name: rel.name, kind: "table", version: t.version().map(|v| v as i64) });
+                    out.push(RelationInfo {
+                        schema: rel.schema,
+                        name: rel.name,
+                        kind: "table",
+                        version: t.version().map(|v| v as i64),
+                    });
                 }
             }
         }
@@ -106,12 +125,25 @@ impl Warehouse {
     /// Columns, version, size and descriptions of a table or view.
     pub async fn describe(&self, name: &str) -> Result<RelationDetail> {
         let rel = RelName::parse(name, self.default_schema())?;
-        let descriptions = self.shared.meta.descriptions(&rel.schema, &rel.name).await?;
-        let describe = |col: &str| descriptions.iter().find(|(c, _)| c == col).map(|(_, d)| d.clone());
+        let descriptions = self
+            .shared
+            .meta
+            .descriptions(&rel.schema, &rel.name)
+            .await?;
+        let describe = |col: &str| {
+            descriptions
+                .iter()
+                .find(|(c, _)| c == col)
+                .map(|(_, d)| d.clone())
+        };
         if let Some(view) = self.shared.meta.get_view(&rel.schema, &rel.name).await? {
             let df = self
                 .ctx
-                .table(datafusion::common::TableReference::full(crate::CATALOG, rel.schema.as_str(), rel.name.as_str()))
+                .table(datafusion::common::TableReference::full(
+                    crate::CATALOG,
+                    rel.schema.as_str(),
+                    rel.name.as_str(),
+                ))
                 .await
                 .map_err(|e| WarehouseError::from_datafusion(e, &view.definition))?;
             let columns = df
@@ -141,7 +173,10 @@ impl Warehouse {
         let Some(table) = self.shared.open_table(&rel, None).await? else {
             return Err(self.not_found(&rel).await);
         };
-        let snapshot = table.snapshot().map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;
+        let snapshot = table.snapshot().map_err(|source| WarehouseError::Delta {
+            table: rel.to_string(),
+            source,
+        })?;
         let schema = snapshot.snapshot().arrow_schema();
         let log = snapshot.log_data();
         let mut rows = Some(0u64);
@@ -184,8 +219,13 @@ impl Warehouse {
             .map(|r| format!("{}.{}", r.schema, r.name))
             .collect();
         let wanted = rel.to_string();
-        let suggestion = socle_core::diag::did_you_mean(&wanted, all.iter().map(String::as_str)).map(str::to_string);
-        WarehouseError::NotFound { kind: "table", name: wanted, suggestion }
+        let suggestion = socle_core::diag::did_you_mean(&wanted, all.iter().map(String::as_str))
+            .map(str::to_string);
+        WarehouseError::NotFound {
+            kind: "table",
+            name: wanted,
+            suggestion,
+        }
     }
 
     async fn table(&self, name: &str) -> Result<(RelName, deltalake::DeltaTable)> {
@@ -205,13 +245,19 @@ impl Warehouse {
             .take(limit)
             .try_collect()
             .await
-            .map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;
+            .map_err(|source| WarehouseError::Delta {
+                table: rel.to_string(),
+                source,
+            })?;
         let latest = table.version().map_or(0, |v| v as i64);
         Ok(commits
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let version = c.read_version.map(|v| v as i64 + 1).unwrap_or(latest - i as i64);
+                let version = c
+                    .read_version
+                    .map(|v| v as i64 + 1)
+                    .unwrap_or(latest - i as i64);
                 let timestamp = c
                     .timestamp
                     .and_then(chrono::DateTime::from_timestamp_millis)
@@ -222,7 +268,12 @@ impl Warehouse {
                     .get("operationMetrics")
                     .map(|m| m.to_string())
                     .unwrap_or_default();
-                VersionInfo { version, timestamp, operation: c.operation.unwrap_or_default(), details }
+                VersionInfo {
+                    version,
+                    timestamp,
+                    operation: c.operation.unwrap_or_default(),
+                    details,
+                }
             })
             .collect())
     }
@@ -230,11 +281,16 @@ impl Warehouse {
     /// Rewrites small files into larger ones: a new version with the same rows.
     pub async fn optimize(&self, name: &str, target_size: Option<u64>) -> Result<OptimizeReport> {
         let (rel, table) = self.table(name).await?;
-        let mut builder = table.optimize().with_session_state(Arc::new(self.ctx.state()));
+        let mut builder = table
+            .optimize()
+            .with_session_state(Arc::new(self.ctx.state()));
         if let Some(size) = target_size.and_then(std::num::NonZeroU64::new) {
             builder = builder.with_target_size(size);
         }
-        let (table, metrics) = builder.await.map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;
+        let (table, metrics) = builder.await.map_err(|source| WarehouseError::Delta {
+            table: rel.to_string(),
+            source,
+        })?;
         Ok(OptimizeReport {
             version: table.version().map_or(0, |v| v as i64),
             files_added: metrics.num_files_added,
@@ -244,7 +300,12 @@ impl Warehouse {
 
     /// Deletes files that no version from the last `retain_hours` hours needs. Time travel
     /// to older versions is no longer possible afterwards.
-    pub async fn vacuum(&self, name: &str, retain_hours: u64, dry_run: bool) -> Result<VacuumReport> {
+    pub async fn vacuum(
+        &self,
+        name: &str,
+        retain_hours: u64,
+        dry_run: bool,
+    ) -> Result<VacuumReport> {
         let (rel, table) = self.table(name).await?;
         let (_, metrics) = table
             .vacuum()
@@ -252,8 +313,14 @@ impl Warehouse {
             .with_enforce_retention_duration(false)
             .with_dry_run(dry_run)
             .await
-            .map_err(|source| WarehouseError::Delta { table: rel.to_string(), source })?;
-        Ok(VacuumReport { dry_run: metrics.dry_run, files: metrics.files_deleted })
+            .map_err(|source| WarehouseError::Delta {
+                table: rel.to_string(),
+                source,
+            })?;
+        Ok(VacuumReport {
+            dry_run: metrics.dry_run,
+            files: metrics.files_deleted,
+        })
     }
 
     /// Drops a table (its files) or a view (its definition). Returns whether it existed.
@@ -271,7 +338,10 @@ impl Warehouse {
         }
         // The log goes first: once it is gone the folder is no longer a table, so a crash
         // half-way leaves unreferenced files, never a table missing some of its data.
-        self.shared.lake.delete_prefix(&format!("{}_delta_log/", rel.lake_path())).await?;
+        self.shared
+            .lake
+            .delete_prefix(&format!("{}_delta_log/", rel.lake_path()))
+            .await?;
         self.shared.lake.delete_prefix(&rel.lake_path()).await?;
         self.refresh().await?;
         Ok(true)

@@ -27,9 +27,17 @@ impl RelName {
     /// From a name DataFusion resolved in a statement.
     pub fn from_reference(r: &TableReference, default_schema: &str) -> Result<Self> {
         match r {
-            TableReference::Bare { table } => Self::checked(default_schema.to_string(), table.to_string()),
-            TableReference::Partial { schema, table } => Self::checked(schema.to_string(), table.to_string()),
-            TableReference::Full { catalog, schema, table } => {
+            TableReference::Bare { table } => {
+                Self::checked(default_schema.to_string(), table.to_string())
+            }
+            TableReference::Partial { schema, table } => {
+                Self::checked(schema.to_string(), table.to_string())
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => {
                 if catalog.as_ref() != crate::CATALOG {
                     return Err(WarehouseError::Unsupported(format!(
                         "catalog `{catalog}` does not exist (the warehouse catalog is `{}`)",
@@ -70,9 +78,18 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!(RelName::parse("Raw.Orders", "main").unwrap().to_string(), "raw.orders");
-        assert_eq!(RelName::parse("orders", "main").unwrap().to_string(), "main.orders");
+        assert_eq!(
+            RelName::parse("Raw.Orders", "main").unwrap().to_string(),
+            "raw.orders"
+        );
+        assert_eq!(
+            RelName::parse("orders", "main").unwrap().to_string(),
+            "main.orders"
+        );
         assert!(RelName::parse("a.b-c", "main").is_err());
-        assert_eq!(RelName::parse("raw.orders", "main").unwrap().lake_path(), "warehouse/raw/orders/");
+        assert_eq!(
+            RelName::parse("raw.orders", "main").unwrap().lake_path(),
+            "warehouse/raw/orders/"
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -21,7 +21,9 @@ pub struct Nullable {
 
 impl Nullable {
     pub fn udf() -> Arc<ScalarUDF> {
-        Arc::new(ScalarUDF::from(Self { signature: Signature::any(1, Volatility::Immutable) }))
+        Arc::new(ScalarUDF::from(Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }))
     }
 }
 
@@ -37,7 +39,9 @@ impl ScalarUDFImpl for Nullable {
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let f = &args.arg_fields[0];
-        Ok(Arc::new(Field::new(f.name(), f.data_type().clone(), true).with_metadata(f.metadata().clone())))
+        Ok(Arc::new(
+            Field::new(f.name(), f.data_type().clone(), true).with_metadata(f.metadata().clone()),
+        ))
     }
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(args.args.remove(0))
@@ -54,8 +58,15 @@ pub fn make_nullable(plan: LogicalPlan) -> Result<LogicalPlan> {
         .schema()
         .iter()
         .map(|(qualifier, field)| {
-            let col = Expr::Column(datafusion::common::Column::new(qualifier.cloned(), field.name()));
-            if field.is_nullable() { col } else { udf.call(vec![col]).alias(field.name()) }
+            let col = Expr::Column(datafusion::common::Column::new(
+                qualifier.cloned(),
+                field.name(),
+            ));
+            if field.is_nullable() {
+                col
+            } else {
+                udf.call(vec![col]).alias(field.name())
+            }
         })
         .collect();
     LogicalPlanBuilder::from(plan).project(exprs)?.build()

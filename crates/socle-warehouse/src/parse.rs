@@ -30,11 +30,12 @@ impl Parser {
         let dialect = self.dialect();
         let text = crate::time_travel::rewrite(sql, dialect.as_ref(), self.quote())
             .map_err(|m| WarehouseError::sql(m, sql, None))?;
-        let statements = DFParser::parse_sql_with_dialect(&text, dialect.as_ref()).map_err(|e| {
-            let msg = e.strip_backtrace();
-            let position = parser_position(&msg);
-            WarehouseError::from_datafusion(e, sql).with_position_if_missing(position)
-        })?;
+        let statements =
+            DFParser::parse_sql_with_dialect(&text, dialect.as_ref()).map_err(|e| {
+                let msg = e.strip_backtrace();
+                let position = parser_position(&msg);
+                WarehouseError::from_datafusion(e, sql).with_position_if_missing(position)
+            })?;
         Ok(statements.into_iter().map(rewrite).collect())
     }
 
@@ -44,7 +45,11 @@ impl Parser {
         match all.len() {
             1 => Ok(all.remove(0)),
             0 => Err(WarehouseError::sql("no SQL statement", sql, None)),
-            n => Err(WarehouseError::sql(format!("expected one statement, found {n}"), sql, None)),
+            n => Err(WarehouseError::sql(
+                format!("expected one statement, found {n}"),
+                sql,
+                None,
+            )),
         }
     }
 }
@@ -53,7 +58,10 @@ fn rewrite(mut stmt: Statement) -> Statement {
     match &mut stmt {
         Statement::Statement(inner) => socle_functions::rewrite::rewrite(inner.as_mut()),
         Statement::Explain(explain) => {
-            let inner = std::mem::replace(&mut *explain.statement, Statement::Statement(Box::new(empty())));
+            let inner = std::mem::replace(
+                &mut *explain.statement,
+                Statement::Statement(Box::new(empty())),
+            );
             *explain.statement = rewrite(inner);
         }
         Statement::CopyTo(copy) => {
@@ -67,5 +75,9 @@ fn rewrite(mut stmt: Statement) -> Statement {
 }
 
 fn empty() -> datafusion::sql::sqlparser::ast::Statement {
-    datafusion::sql::sqlparser::ast::Statement::Commit { chain: false, end: false, modifier: None }
+    datafusion::sql::sqlparser::ast::Statement::Commit {
+        chain: false,
+        end: false,
+        modifier: None,
+    }
 }

@@ -33,24 +33,34 @@ pub fn split_name(name: &str) -> (&str, Option<AsOf>) {
 
 /// Byte offset of each line start, to map token locations (line, column in chars) to bytes.
 fn byte_offset(sql: &str, line_starts: &[usize], line: u64, column: u64) -> usize {
-    let start = line_starts.get(line.saturating_sub(1) as usize).copied().unwrap_or(sql.len());
-    sql[start..].char_indices().nth(column.saturating_sub(1) as usize).map(|(i, _)| start + i).unwrap_or(sql.len())
+    let start = line_starts
+        .get(line.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or(sql.len());
+    sql[start..]
+        .char_indices()
+        .nth(column.saturating_sub(1) as usize)
+        .map(|(i, _)| start + i)
+        .unwrap_or(sql.len())
 }
 
 /// Rewrites time travel clauses; returns the SQL unchanged when there are none (or when it
 /// does not tokenize: the parser will then report the error at its real position).
 pub fn rewrite(sql: &str, dialect: &dyn Dialect, quote: char) -> Result<String, String> {
     let upper = sql.to_ascii_uppercase();
-    if !upper.contains("AS OF") && !(upper.contains(" AS") && upper.contains("OF")) {
+    if !(upper.contains("AS") && upper.contains("OF")) {
         return Ok(sql.to_string());
     }
     let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize_with_location() else {
         return Ok(sql.to_string());
     };
-    let significant: Vec<&TokenWithSpan> =
-        tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF)).collect();
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(sql.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let significant: Vec<&TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .collect();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let kw = |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k && w.quote_style.is_none());
     for i in 1..significant.len().saturating_sub(3) {
@@ -62,7 +72,9 @@ pub fn rewrite(sql: &str, dialect: &dyn Dialect, quote: char) -> Result<String, 
         {
             continue;
         }
-        let Token::Word(word) = &name.token else { continue };
+        let Token::Word(word) = &name.token else {
+            continue;
+        };
         if word.quote_style.is_none() && word.keyword != Keyword::NoKeyword {
             // `CAST(x AS TIMESTAMP) AS of` and the like: not a table reference.
             continue;
@@ -70,21 +82,41 @@ pub fn rewrite(sql: &str, dialect: &dyn Dialect, quote: char) -> Result<String, 
         let value = significant[i + 3];
         let spec = match (&value.token, is_version) {
             (Token::Number(n, _), true) => {
-                let v: i64 = n.parse().map_err(|_| format!("VERSION AS OF needs a whole number, got {n}"))?;
+                let v: i64 = n
+                    .parse()
+                    .map_err(|_| format!("VERSION AS OF needs a whole number, got {n}"))?;
                 format!("v{v}")
             }
             (Token::SingleQuotedString(s), false) => format!("t={s}"),
-            (other, true) => return Err(format!("VERSION AS OF needs a version number, got {other}")),
+            (other, true) => {
+                return Err(format!("VERSION AS OF needs a version number, got {other}"));
+            }
             (other, false) => {
-                return Err(format!("TIMESTAMP AS OF needs a quoted timestamp such as '2026-11-23 10:00:00', got {other}"));
+                return Err(format!(
+                    "TIMESTAMP AS OF needs a quoted timestamp such as '2026-11-23 10:00:00', got {other}"
+                ));
             }
         };
-        let table = if word.quote_style.is_some() { word.value.clone() } else { word.value.to_ascii_lowercase() };
+        let table = if word.quote_style.is_some() {
+            word.value.clone()
+        } else {
+            word.value.to_ascii_lowercase()
+        };
         if table.contains(quote) || spec.contains(quote) {
             return Err("time travel target contains a quote character".into());
         }
-        let start = byte_offset(sql, &line_starts, name.span.start.line, name.span.start.column);
-        let end = byte_offset(sql, &line_starts, value.span.end.line, value.span.end.column);
+        let start = byte_offset(
+            sql,
+            &line_starts,
+            name.span.start.line,
+            name.span.start.column,
+        );
+        let end = byte_offset(
+            sql,
+            &line_starts,
+            value.span.end.line,
+            value.span.end.column,
+        );
         edits.push((start, end, format!("{quote}{table}@{spec}{quote}")));
     }
     let mut out = sql.to_string();
@@ -103,15 +135,30 @@ mod tests {
     fn rewrites_version_and_timestamp() {
         let d = GenericDialect {};
         assert_eq!(
-            rewrite("SELECT * FROM main.Orders VERSION AS OF 3 o WHERE x = 1", &d, '"').unwrap(),
+            rewrite(
+                "SELECT * FROM main.Orders VERSION AS OF 3 o WHERE x = 1",
+                &d,
+                '"'
+            )
+            .unwrap(),
             "SELECT * FROM main.\"orders@v3\" o WHERE x = 1"
         );
         assert_eq!(
-            rewrite("select count(*)\nfrom orders timestamp as of '2026-01-02 03:04:05'", &d, '"').unwrap(),
+            rewrite(
+                "select count(*)\nfrom orders timestamp as of '2026-01-02 03:04:05'",
+                &d,
+                '"'
+            )
+            .unwrap(),
             "select count(*)\nfrom \"orders@t=2026-01-02 03:04:05\""
         );
         assert_eq!(
-            rewrite("SELECT * FROM `t` VERSION AS OF 0", &BigQueryDialect {}, '`').unwrap(),
+            rewrite(
+                "SELECT * FROM `t` VERSION AS OF 0",
+                &BigQueryDialect {},
+                '`'
+            )
+            .unwrap(),
             "SELECT * FROM `t@v0`"
         );
     }
@@ -127,7 +174,10 @@ mod tests {
     #[test]
     fn splits_names() {
         assert_eq!(split_name("orders@v3"), ("orders", Some(AsOf::Version(3))));
-        assert_eq!(split_name("orders@t=2026-01-01"), ("orders", Some(AsOf::Timestamp("2026-01-01".into()))));
+        assert_eq!(
+            split_name("orders@t=2026-01-01"),
+            ("orders", Some(AsOf::Timestamp("2026-01-01".into())))
+        );
         assert_eq!(split_name("orders"), ("orders", None));
     }
 }

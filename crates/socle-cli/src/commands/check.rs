@@ -14,7 +14,9 @@ use crate::context;
 
 /// Validate the project: configuration, lake, metadata database, tables and views
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  socle check\n  socle --project examples/shop check --format json")]
+#[command(
+    after_help = "Examples:\n  socle check\n  socle --project examples/shop check --format json"
+)]
 pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = super::table::OutFormat::Text)]
@@ -36,14 +38,24 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        checks.push(Check { name: name.into(), ok, detail });
+        checks.push(Check {
+            name: name.into(),
+            ok,
+            detail,
+        });
     };
-    let cfg_name = project.config_file.as_ref().map(|p| project.display_path(p).into_owned());
+    let cfg_name = project
+        .config_file
+        .as_ref()
+        .map(|p| project.display_path(p).into_owned());
     push(
         "configuration",
         Ok(match cfg_name {
             Some(f) => format!("{f} is valid (project `{}`)", project.config.name),
-            None => format!("no socle.yml: defaults for dbt project `{}`", project.config.name),
+            None => format!(
+                "no socle.yml: defaults for dbt project `{}`",
+                project.config.name
+            ),
         }),
     );
 
@@ -68,7 +80,10 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Ok(url) => match MetaDb::open(&url).await {
             Ok(db) => {
                 let v = db.schema_version().await.unwrap_or_default();
-                push("metadata database", Ok(format!("{} (schema version {v})", socle_meta::redact(&url))));
+                push(
+                    "metadata database",
+                    Ok(format!("{} (schema version {v})", socle_meta::redact(&url))),
+                );
                 Some(db)
             }
             Err(e) => {
@@ -88,11 +103,21 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
                 Ok(report) => {
                     let n = report.tables + report.views;
                     if report.problems.is_empty() {
-                        push("warehouse", Ok(format!("{} tables and {} views readable", report.tables, report.views)));
+                        push(
+                            "warehouse",
+                            Ok(format!(
+                                "{} tables and {} views readable",
+                                report.tables, report.views
+                            )),
+                        );
                     } else {
                         push(
                             "warehouse",
-                            Err(format!("{} of {n} relations have problems:\n    {}", report.problems.len(), report.problems.join("\n    "))),
+                            Err(format!(
+                                "{} of {n} relations have problems:\n    {}",
+                                report.problems.len(),
+                                report.problems.join("\n    ")
+                            )),
                         );
                     }
                 }
@@ -104,10 +129,20 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
 
     let failed = checks.iter().filter(|c| !c.ok).count();
     if args.format == super::table::OutFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": failed == 0, "checks": checks }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": failed == 0, "checks": checks })
+            )?
+        );
     } else {
         for c in &checks {
-            println!("{} {:<18} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{} {:<18} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         if failed == 0 {
             println!("\nAll checks passed.");
@@ -115,5 +150,9 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             println!("\n{failed} check(s) failed.");
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -71,7 +71,10 @@ fn detect(path: &std::path::Path) -> Option<FileFormat> {
 pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     let format = match args.format.or_else(|| detect(&args.files[0])) {
         Some(f) => f,
-        None => bail!("cannot tell the format of {} from its extension: pass --format", args.files[0].display()),
+        None => bail!(
+            "cannot tell the format of {} from its extension: pass --format",
+            args.files[0].display()
+        ),
     };
     for f in &args.files {
         if !f.is_file() {
@@ -82,7 +85,9 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Mode::Append => WriteMode::Append,
         Mode::Overwrite => WriteMode::Overwrite,
         Mode::Merge if args.key.is_empty() => bail!("--mode merge needs --key COLUMN[,COLUMN...]"),
-        Mode::Merge => WriteMode::Merge { keys: args.key.clone() },
+        Mode::Merge => WriteMode::Merge {
+            keys: args.key.clone(),
+        },
     };
     let paths: Vec<String> = args
         .files
@@ -94,14 +99,36 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     let started = Instant::now();
     let ctx = wh.session();
     let df = match format {
-        FileFormat::Csv => ctx.read_csv(paths, datafusion::prelude::CsvReadOptions::new().file_extension("")).await,
+        FileFormat::Csv => {
+            ctx.read_csv(
+                paths,
+                datafusion::prelude::CsvReadOptions::new().file_extension(""),
+            )
+            .await
+        }
         FileFormat::Tsv => {
-            ctx.read_csv(paths, datafusion::prelude::CsvReadOptions::new().delimiter(b'\t').file_extension("")).await
+            ctx.read_csv(
+                paths,
+                datafusion::prelude::CsvReadOptions::new()
+                    .delimiter(b'\t')
+                    .file_extension(""),
+            )
+            .await
         }
         FileFormat::Parquet => {
-            ctx.read_parquet(paths, datafusion::prelude::ParquetReadOptions::default().file_extension("")).await
+            ctx.read_parquet(
+                paths,
+                datafusion::prelude::ParquetReadOptions::default().file_extension(""),
+            )
+            .await
         }
-        FileFormat::Json => ctx.read_json(paths, datafusion::prelude::JsonReadOptions::default().file_extension("")).await,
+        FileFormat::Json => {
+            ctx.read_json(
+                paths,
+                datafusion::prelude::JsonReadOptions::default().file_extension(""),
+            )
+            .await
+        }
     }
     .map_err(|e| anyhow::anyhow!("cannot read the files: {}", e.strip_backtrace()))?;
     let report = wh.load(&args.table, df, mode).await?;

@@ -58,7 +58,10 @@ pub async fn run(project: Option<PathBuf>, mut args: Args) -> Result<ExitCode> {
         (Some(q), _) => (q.clone(), None),
         (None, Some(f)) => {
             let shown = f.strip_prefix(&cwd).unwrap_or(f).display().to_string();
-            (std::fs::read_to_string(f).with_context(|| format!("cannot read {shown}"))?, Some(shown))
+            (
+                std::fs::read_to_string(f).with_context(|| format!("cannot read {shown}"))?,
+                Some(shown),
+            )
         }
         (None, None) if std::io::stdin().is_terminal() => {
             let history = opened.project.state_dir().join("sql_history");
@@ -66,7 +69,8 @@ pub async fn run(project: Option<PathBuf>, mut args: Args) -> Result<ExitCode> {
         }
         (None, None) => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("cannot read standard input")?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("cannot read standard input")?;
             (s, Some("<stdin>".to_string()))
         }
     };
@@ -80,7 +84,13 @@ pub async fn run(project: Option<PathBuf>, mut args: Args) -> Result<ExitCode> {
 }
 
 /// Runs every statement of `sql` in order, printing results; stops at the first error.
-async fn run_script(wh: &Warehouse, sql: &str, source: Option<&str>, args: &Args, sink: &Sink) -> Result<()> {
+async fn run_script(
+    wh: &Warehouse,
+    sql: &str,
+    source: Option<&str>,
+    args: &Args,
+    sink: &Sink,
+) -> Result<()> {
     let with_source = |e: socle_warehouse::WarehouseError| match source {
         Some(s) => e.with_source(s),
         None => e,
@@ -95,7 +105,10 @@ async fn run_script(wh: &Warehouse, sql: &str, source: Option<&str>, args: &Args
                 })?;
                 let written = write_stream(stream, args.format, sink, args.max_rows).await?;
                 if written.truncated {
-                    eprintln!("(showing the first {} rows; use --max-rows or another --format for all)", written.rows);
+                    eprintln!(
+                        "(showing the first {} rows; use --max-rows or another --format for all)",
+                        written.rows
+                    );
                 }
             }
             Outcome::Done(message) => {
@@ -130,7 +143,11 @@ async fn interactive(wh: &Warehouse, args: &Args, history: PathBuf) -> Result<Ex
     let mut buffer = String::new();
     let mut timing = args.timing;
     loop {
-        let prompt = if buffer.is_empty() { "socle> " } else { "   ...> " };
+        let prompt = if buffer.is_empty() {
+            "socle> "
+        } else {
+            "   ...> "
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -182,7 +199,14 @@ async fn interactive(wh: &Warehouse, args: &Args, history: PathBuf) -> Result<Ex
         }
         let sql = std::mem::take(&mut buffer);
         let _ = editor.add_history_entry(sql.trim());
-        let run_args = Args { timing, query: None, file: None, format: args.format, output: None, max_rows: args.max_rows };
+        let run_args = Args {
+            timing,
+            query: None,
+            file: None,
+            format: args.format,
+            output: None,
+            max_rows: args.max_rows,
+        };
         if let Err(e) = run_script(wh, &sql, None, &run_args, &Sink::Stdout).await {
             eprintln!("error: {e:#}");
         }

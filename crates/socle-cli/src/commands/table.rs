@@ -84,7 +84,10 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }
         Action::Describe { name } => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&wh.describe(&name).await?)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&wh.describe(&name).await?)?
+                );
             } else {
                 print_describe(wh, &name).await?;
             }
@@ -94,9 +97,15 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&versions)?);
             } else {
-                println!("{:>8}  {:<24}  {:<18}  details", "version", "timestamp (UTC)", "operation");
+                println!(
+                    "{:>8}  {:<24}  {:<18}  details",
+                    "version", "timestamp (UTC)", "operation"
+                );
                 for v in versions {
-                    println!("{:>8}  {:<24}  {:<18}  {}", v.version, v.timestamp, v.operation, v.details);
+                    println!(
+                        "{:>8}  {:<24}  {:<18}  {}",
+                        v.version, v.timestamp, v.operation, v.details
+                    );
                 }
             }
         }
@@ -111,7 +120,11 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
                 );
             }
         }
-        Action::Vacuum { name, retain_hours, dry_run } => {
+        Action::Vacuum {
+            name,
+            retain_hours,
+            dry_run,
+        } => {
             let r = wh.vacuum(&name, retain_hours, dry_run).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -126,7 +139,14 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }
         Action::Drop { name, if_exists } => {
             let existed = wh.drop_relation(&name, if_exists).await?;
-            println!("{}", if existed { format!("dropped {name}") } else { format!("{name} does not exist") });
+            println!(
+                "{}",
+                if existed {
+                    format!("dropped {name}")
+                } else {
+                    format!("{name} does not exist")
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -141,7 +161,12 @@ pub async fn print_list(wh: &Warehouse, schema: Option<&str>) -> Result<()> {
     println!("{:<40} {:<6} {:>8}", "name", "kind", "version");
     for r in list {
         let version = r.version.map(|v| v.to_string()).unwrap_or_default();
-        println!("{:<40} {:<6} {:>8}", format!("{}.{}", r.schema, r.name), r.kind, version);
+        println!(
+            "{:<40} {:<6} {:>8}",
+            format!("{}.{}", r.schema, r.name),
+            r.kind,
+            version
+        );
     }
     Ok(())
 }
@@ -153,7 +178,11 @@ pub async fn print_describe(wh: &Warehouse, name: &str) -> Result<()> {
         println!("  {desc}");
     }
     if let Some(v) = d.version {
-        println!("version {v}, {} files, {} rows", d.files.unwrap_or(0), d.rows.map(|r| r.to_string()).unwrap_or("?".into()));
+        println!(
+            "version {v}, {} files, {} rows",
+            d.files.unwrap_or(0),
+            d.rows.map(|r| r.to_string()).unwrap_or("?".into())
+        );
     }
     if let Some(def) = &d.definition {
         println!("definition: {def}");

@@ -11,8 +11,16 @@ pub fn socle() -> Command {
 
 /// Runs socle with `args` in `dir`; returns (success, stdout, stderr).
 pub fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out: Output = socle().current_dir(dir).args(args).output().expect("socle runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out: Output = socle()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("socle runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs socle and fails the test with its output if it fails.

@@ -31,10 +31,18 @@ fn shop_main_job_runs_twice_without_duplicates() {
     let first = ok(tmp.path(), &["--project", "shop", "sql", "-f", job]);
     assert_eq!(first.matches("| 2024-").count(), 12, "{first}");
     let second = ok(tmp.path(), &["--project", "shop", "sql", "-f", job]);
-    let report = |s: &str| s.lines().filter(|l| l.starts_with("| 2024-")).map(str::to_string).collect::<Vec<_>>();
+    let report = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("| 2024-"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(report(&first), report(&second));
     let q = |sql: &str| ok(&shop, &["sql", sql, "--format", "csv"]);
-    assert_eq!(q("SELECT count(*) AS n FROM marts.daily_revenue"), "n\n366\n");
+    assert_eq!(
+        q("SELECT count(*) AS n FROM marts.daily_revenue"),
+        "n\n366\n"
+    );
     assert_eq!(q("SELECT count(*) AS n FROM raw.orders"), "n\n600\n");
     // Validation flags some of the deliberately broken contact details.
     let bad = q("SELECT count(*) AS n FROM staging.stg_customers WHERE NOT email_is_valid");

@@ -5,21 +5,54 @@ use crate::common::*;
 #[test]
 fn output_formats() {
     let (_tmp, dir) = project();
-    ok(&dir, &["sql", "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, NULL)) AS v(id, name)"]);
+    ok(
+        &dir,
+        &[
+            "sql",
+            "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, NULL)) AS v(id, name)",
+        ],
+    );
     let q = "SELECT id, name FROM t ORDER BY id";
-    assert_eq!(ok(&dir, &["sql", q, "--format", "csv"]), "id,name\n1,a\n2,\n");
-    assert_eq!(ok(&dir, &["sql", q, "--format", "ndjson"]), "{\"id\":1,\"name\":\"a\"}\n{\"id\":2}\n");
-    let json: serde_json::Value = serde_json::from_str(&ok(&dir, &["sql", q, "--format", "json"])).unwrap();
+    assert_eq!(
+        ok(&dir, &["sql", q, "--format", "csv"]),
+        "id,name\n1,a\n2,\n"
+    );
+    assert_eq!(
+        ok(&dir, &["sql", q, "--format", "ndjson"]),
+        "{\"id\":1,\"name\":\"a\"}\n{\"id\":2}\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &["sql", q, "--format", "json"])).unwrap();
     assert_eq!(json[0]["name"], "a");
     let table = ok(&dir, &["sql", q]);
     assert!(table.contains("| id | name |"), "{table}");
     // Parquet goes to a file, which socle (or anything else) can read back.
-    ok(&dir, &["sql", q, "--format", "parquet", "-o", "out.parquet"]);
-    assert_eq!(ok(&dir, &["sql", "SELECT count(*) AS n FROM 'out.parquet'", "--format", "csv"]), "n\n2\n");
+    ok(
+        &dir,
+        &["sql", q, "--format", "parquet", "-o", "out.parquet"],
+    );
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "sql",
+                "SELECT count(*) AS n FROM 'out.parquet'",
+                "--format",
+                "csv"
+            ]
+        ),
+        "n\n2\n"
+    );
     let (success, _, err) = run(&dir, &["sql", q, "--format", "parquet"]);
     assert!(!success && err.contains("-o FILE"), "{err}");
     // Empty results still print their header.
-    assert_eq!(ok(&dir, &["sql", "SELECT id FROM t WHERE id > 5", "--format", "csv"]), "id\n");
+    assert_eq!(
+        ok(
+            &dir,
+            &["sql", "SELECT id FROM t WHERE id > 5", "--format", "csv"]
+        ),
+        "id\n"
+    );
 }
 
 #[test]
@@ -29,7 +62,11 @@ fn sql_errors_exit_non_zero_with_position() {
     assert!(!success);
     assert!(err.contains("line 1, column"), "{err}");
     assert!(err.contains('^'), "{err}");
-    std::fs::write(dir.join("q.sql"), "SELECT 1 AS a;\nSELECT nope FROM (SELECT 1 AS a);\n").unwrap();
+    std::fs::write(
+        dir.join("q.sql"),
+        "SELECT 1 AS a;\nSELECT nope FROM (SELECT 1 AS a);\n",
+    )
+    .unwrap();
     let (success, out, err) = run(&dir, &["sql", "-f", "q.sql", "--format", "csv"]);
     assert!(!success);
     assert_eq!(out, "a\n1\n", "statements before the error ran");
@@ -61,17 +98,49 @@ fn stdin_scripts_run_in_order() {
 #[test]
 fn load_merge_and_table_commands() {
     let (_tmp, dir) = project();
-    std::fs::write(dir.join("orders.csv"), "order_id,amount,status\n1,10.5,new\n2,20,new\n").unwrap();
-    std::fs::write(dir.join("update.csv"), "order_id,amount,status\n2,25,paid\n3,5,new\n").unwrap();
-    let merge = ["--table", "raw.orders", "--mode", "merge", "--key", "order_id"];
+    std::fs::write(
+        dir.join("orders.csv"),
+        "order_id,amount,status\n1,10.5,new\n2,20,new\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("update.csv"),
+        "order_id,amount,status\n2,25,paid\n3,5,new\n",
+    )
+    .unwrap();
+    let merge = [
+        "--table",
+        "raw.orders",
+        "--mode",
+        "merge",
+        "--key",
+        "order_id",
+    ];
     let out = ok(&dir, &[&["load", "orders.csv"][..], &merge].concat());
     assert!(out.contains("2 rows in, 2 inserted"), "{out}");
     ok(&dir, &[&["load", "orders.csv"][..], &merge].concat());
-    let out = ok(&dir, &[&["load", "update.csv"][..], &merge, &["--output", "json"]].concat());
+    let out = ok(
+        &dir,
+        &[&["load", "update.csv"][..], &merge, &["--output", "json"]].concat(),
+    );
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((report["rows_inserted"].as_u64(), report["rows_updated"].as_u64()), (Some(1), Some(1)));
     assert_eq!(
-        ok(&dir, &["sql", "SELECT order_id, amount, status FROM raw.orders ORDER BY 1", "--format", "csv"]),
+        (
+            report["rows_inserted"].as_u64(),
+            report["rows_updated"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "sql",
+                "SELECT order_id, amount, status FROM raw.orders ORDER BY 1",
+                "--format",
+                "csv"
+            ]
+        ),
         "order_id,amount,status\n1,10.5,new\n2,25.0,paid\n3,5.0,new\n"
     );
     let history = ok(&dir, &["table", "history", "raw.orders"]);
@@ -79,9 +148,15 @@ fn load_merge_and_table_commands() {
     let list = ok(&dir, &["table", "list"]);
     assert!(list.contains("raw.orders"), "{list}");
     let describe = ok(&dir, &["table", "describe", "raw.orders"]);
-    assert!(describe.contains("version 2") && describe.contains("3 rows"), "{describe}");
+    assert!(
+        describe.contains("version 2") && describe.contains("3 rows"),
+        "{describe}"
+    );
     let (success, _, err) = run(&dir, &["table", "describe", "raw.ordres"]);
-    assert!(!success && err.contains("did you mean `raw.orders`"), "{err}");
+    assert!(
+        !success && err.contains("did you mean `raw.orders`"),
+        "{err}"
+    );
     ok(&dir, &["table", "optimize", "raw.orders"]);
     ok(&dir, &["table", "drop", "raw.orders"]);
     assert!(ok(&dir, &["table", "list"]).contains("no tables yet"));

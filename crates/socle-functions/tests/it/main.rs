@@ -31,8 +31,11 @@ impl sqllogictest::AsyncDB for Db {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Error> {
         let err = |e: datafusion::error::DataFusionError| Error(e.strip_backtrace());
-        let mut stmts = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| Error(e.to_string()))?;
-        let mut stmt = stmts.pop_front().ok_or_else(|| Error("empty statement".into()))?;
+        let mut stmts = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+            .map_err(|e| Error(e.to_string()))?;
+        let mut stmt = stmts
+            .pop_front()
+            .ok_or_else(|| Error("empty statement".into()))?;
         if let Statement::Statement(inner) = &mut stmt {
             socle_functions::rewrite::rewrite(inner.as_mut());
         }
@@ -51,17 +54,27 @@ impl sqllogictest::AsyncDB for Db {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| Error(e.to_string()))?;
             for row in 0..batch.num_rows() {
-                rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| f.value(row).to_string())
+                        .collect(),
+                );
             }
         }
-        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; width], rows })
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; width],
+            rows,
+        })
     }
 
     async fn shutdown(&mut self) {}
 }
 
 fn run_fixture(path: &Path) -> datatest_stable::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut runner = sqllogictest::Runner::new(|| async {
             let mut ctx = SessionContext::new();

@@ -25,7 +25,9 @@ pub async fn warehouse() -> TestWarehouse {
 pub async fn open_at(path: &std::path::Path) -> Warehouse {
     let url = url::Url::from_directory_path(path.join("lake")).unwrap();
     let lake = Lake::open_url(&url, &[]).unwrap();
-    let meta = MetaDb::open(&format!("sqlite://{}/socle.db", path.display())).await.unwrap();
+    let meta = MetaDb::open(&format!("sqlite://{}/socle.db", path.display()))
+        .await
+        .unwrap();
     Warehouse::open(lake, meta, &config()).await.unwrap()
 }
 
@@ -34,9 +36,18 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in batches {
-        let f: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
-            out.push(f.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
+            out.push(
+                f.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
         }
     }
     out.sort();
@@ -48,7 +59,9 @@ pub async fn query(wh: &Warehouse, sql: &str) -> Vec<String> {
 }
 
 pub async fn exec(wh: &Warehouse, sql: &str) {
-    wh.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    wh.execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 pub async fn version(wh: &Warehouse, table: &str) -> Option<i64> {

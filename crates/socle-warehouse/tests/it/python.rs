@@ -14,8 +14,16 @@ async fn python_reads_the_same_rows() {
             (3, NULL, NULL, 7.25, NULL)) AS v(id, customer, day, amount, paid)",
     )
     .await;
-    exec(&t.wh, "INSERT INTO sales VALUES (4, 'Li', DATE '2024-03-01', 1.0, true)").await;
-    let ours = query(&t.wh, "SELECT id, customer, CAST(day AS VARCHAR), amount, paid FROM sales ORDER BY id").await;
+    exec(
+        &t.wh,
+        "INSERT INTO sales VALUES (4, 'Li', DATE '2024-03-01', 1.0, true)",
+    )
+    .await;
+    let ours = query(
+        &t.wh,
+        "SELECT id, customer, CAST(day AS VARCHAR), amount, paid FROM sales ORDER BY id",
+    )
+    .await;
     let location = t.dir.path().join("lake/warehouse/main/sales");
     let script = r#"
 import sys
@@ -42,7 +50,11 @@ os._exit(0)
         .arg(&location)
         .output()
         .expect("python3 runs (scripts/test-services.sh installs deltalake)");
-    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     assert_eq!(lines.remove(0), "1", "python sees the latest version");
