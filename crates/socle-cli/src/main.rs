@@ -59,14 +59,17 @@ pub enum Command {
 
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
+    // delta-rs logs every failed open at ERROR through its instrumented spans, including the
+    // "no table here yet" probes socle makes on purpose; socle reports real failures itself.
     let default = match cli.verbose {
-        0 => "warn",
-        1 => "info,socle=debug",
+        0 => "warn,deltalake_core=off",
+        1 => "info,socle=debug,deltalake_core=warn",
         _ => "debug,socle=trace",
     };
     let filter = EnvFilter::try_from_env("SOCLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
