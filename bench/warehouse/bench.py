@@ -82,7 +82,7 @@ def generate(rows):
                      'FR' AS country,
                      TIMESTAMP '2025-01-01' AS order_ts,
                      1 AS quantity,
-                     9.99 AS amount
+                     CAST(9.99 AS DOUBLE) AS amount
               FROM range({updates}) t(i)
               QUALIFY row_number() OVER (PARTITION BY order_id) = 1)
         TO '{DATA}/updates.parquet' (FORMAT parquet)""")
@@ -128,6 +128,7 @@ def main():
     ap.add_argument("--socle", required=True)
     ap.add_argument("--rows", type=int, default=int(os.environ.get("ROWS", 10_000_000)))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", choices=["queries", "merge"], help="run one half of the benchmark")
     args = ap.parse_args()
     generate(args.rows)
     project = socle_project()
@@ -135,8 +136,9 @@ def main():
     con = duckdb.connect()
     results = {"rows": args.rows, "queries": {}, "merge": {}}
 
+    queries = {} if args.only == "merge" else QUERIES
     # Check both engines agree before timing anything.
-    for name, sql in QUERIES.items():
+    for name, sql in queries.items():
         out = subprocess.run([args.socle, "--project", project, "sql", sql, "--format", "csv"],
                              check=True, capture_output=True, text=True).stdout
         socle_rows = len(out.strip().splitlines()) - 1
@@ -144,7 +146,7 @@ def main():
         assert socle_rows == duck_rows, f"{name}: socle {socle_rows} rows, duckdb {duck_rows}"
 
     print(f"{'query':<28}{'socle s':>10}{'duckdb s':>10}{'ratio':>8}")
-    for name, sql in QUERIES.items():
+    for name, sql in queries.items():
         socle_times, duck_times = [], []
         for _ in range(args.repeat):
             t, _ = peak_rss_child([args.socle, "--project", project, "sql", sql, "--format", "csv", "-o", "/dev/null"])
@@ -157,15 +159,18 @@ def main():
         print(f"{name:<28}{s:>10.3f}{d:>10.3f}{s / d:>8.2f}")
     total_s = sum(q["socle_s"] for q in results["queries"].values())
     total_d = sum(q["duckdb_s"] for q in results["queries"].values())
-    results["total_ratio"] = total_s / total_d
-    print(f"{'total':<28}{total_s:>10.3f}{total_d:>10.3f}{total_s / total_d:>8.2f}")
+    if queries:
+        results["total_ratio"] = total_s / total_d
+        print(f"{'total':<28}{total_s:>10.3f}{total_d:>10.3f}{total_s / total_d:>8.2f}")
+    if args.only == "queries":
+        return
 
     # Merge-upsert: a 10M-row table, then 1M rows (half updates, half inserts).
     shutil.rmtree(os.path.join(project, ".socle"), ignore_errors=True)
     t_load, rss_load = peak_rss_child([args.socle, "--project", project, "load", "sales.parquet", "--table", "bench.sales"])
     t_merge, rss_merge = peak_rss_child([args.socle, "--project", project, "load", "updates.parquet",
                                          "--table", "bench.sales", "--mode", "merge", "--key", "order_id"])
-    update_rows = duckdb.sql("SELECT count(*) FROM 'updates.parquet'").fetchone()[0]
+    update_rows = con.execute("SELECT count(*) FROM 'updates.parquet'").fetchone()[0]
     check = subprocess.run([args.socle, "--project", project, "sql", "SELECT count(*) FROM bench.sales", "--format", "csv"],
                            check=True, capture_output=True, text=True).stdout.splitlines()[1]
     dcon = duckdb.connect(os.path.join(DATA, "duck.db"))

@@ -95,6 +95,8 @@ fn widens(from: &DataType, to: &DataType) -> bool {
             s1 <= s2 && (*p1 as i16 - *s1 as i16) <= (*p2 as i16 - *s2 as i16)
         }
         (Int8 | Int16 | Int32 | Int64, Decimal128(p, s)) => (*p as i16 - *s as i16) >= 19,
+        // A double holds 15 significant digits exactly.
+        (Decimal128(p, _), Float64) => *p <= 15,
         (Timestamp(_, tz1), Timestamp(_, tz2)) => tz1.is_some() == tz2.is_some(),
         (Date32, Timestamp(TimeUnit::Microsecond, _)) => false,
         (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
@@ -482,6 +484,8 @@ mod tests {
         assert!(!widens(&DataType::Int64, &DataType::Int32));
         assert!(widens(&DataType::Utf8View, &DataType::Utf8));
         assert!(widens(&DataType::Int64, &DataType::Float64));
+        assert!(widens(&DataType::Decimal128(3, 2), &DataType::Float64));
+        assert!(!widens(&DataType::Decimal128(38, 2), &DataType::Float64));
         assert!(!widens(&DataType::Utf8, &DataType::Int64));
         assert!(widens(
             &DataType::Decimal128(10, 2),

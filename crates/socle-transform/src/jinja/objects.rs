@@ -1,0 +1,397 @@
+//! Objects a template sees: relations (`{{ ref('x') }}`, `{{ this }}`), the per-render
+//! scope behind `ref`, `source` and `config`, mutable lists and dicts, and query results.
+
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::{Error, ErrorKind, State};
+
+/// A relation as dbt's `Relation`: prints as `"schema"."identifier"`.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub database: String,
+    pub schema: String,
+    pub identifier: String,
+    /// `table`, `view`, `cte` (ephemeral models) or `source`.
+    pub kind: String,
+}
+
+impl Relation {
+    pub fn rendered(&self) -> String {
+        if self.kind == "cte" {
+            return self.identifier.clone();
+        }
+        format!(
+            "{}.{}",
+            crate::nodes::quote(&self.schema),
+            crate::nodes::quote(&self.identifier)
+        )
+    }
+}
+
+impl Object for Relation {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "database" => Some(Value::from(self.database.clone())),
+            "schema" => Some(Value::from(self.schema.clone())),
+            "identifier" | "name" | "table" => Some(Value::from(self.identifier.clone())),
+            "type" => Some(Value::from(self.kind.clone())),
+            "is_table" => Some(Value::from(self.kind == "table")),
+            "is_view" => Some(Value::from(self.kind == "view")),
+            "is_cte" => Some(Value::from(self.kind == "cte")),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(self.rendered())),
+            // `include(database=False)` etc.: our relations print schema.identifier anyway.
+            "include" | "quote" | "incorporate" => {
+                let mut r = (**self).clone();
+                if method == "incorporate" {
+                    let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
+                    if let Some(path) = kwargs.get::<Option<Value>>("path")? {
+                        if let Ok(Some(id)) = path
+                            .get_attr("identifier")
+                            .map(|v| v.as_str().map(str::to_string))
+                        {
+                            r.identifier = id;
+                        }
+                        if let Ok(Some(s)) = path
+                            .get_attr("schema")
+                            .map(|v| v.as_str().map(str::to_string))
+                        {
+                            r.schema = s;
+                        }
+                    }
+                    if let Some(kind) = kwargs.get::<Option<String>>("type")? {
+                        r.kind = kind;
+                    }
+                }
+                Ok(Value::from_object(r))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("Relation has no method `{method}`"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.rendered())
+    }
+}
+
+/// A list templates may append to (`{% do cols.append(c) %}`), as Python's Jinja allows.
+#[derive(Debug, Default)]
+pub struct MutList(pub Mutex<Vec<Value>>);
+
+impl MutList {
+    fn items(&self) -> Vec<Value> {
+        self.0.lock().expect("list lock").clone()
+    }
+}
+
+impl Object for MutList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let items = self.0.lock().expect("list lock");
+        let i = key.as_i64()?;
+        let i = if i < 0 { items.len() as i64 + i } else { i };
+        items.get(usize::try_from(i).ok()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.items())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.lock().expect("list lock").len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut items = self.0.lock().expect("list lock");
+        match method {
+            "append" => {
+                let (v,): (Value,) = from_args(args)?;
+                items.push(v);
+                Ok(Value::from(()))
+            }
+            "extend" => {
+                let (v,): (Value,) = from_args(args)?;
+                items.extend(v.try_iter()?);
+                Ok(Value::from(()))
+            }
+            "insert" => {
+                let (i, v): (usize, Value) = from_args(args)?;
+                let at = i.min(items.len());
+                items.insert(at, v);
+                Ok(Value::from(()))
+            }
+            "pop" => {
+                let (i,): (Option<i64>,) = from_args(args)?;
+                let len = items.len() as i64;
+                let i = i
+                    .map(|i| if i < 0 { len + i } else { i })
+                    .unwrap_or(len - 1);
+                if i < 0 || i >= len {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "pop from empty list or index out of range",
+                    ));
+                }
+                Ok(items.remove(i as usize))
+            }
+            "remove" => {
+                let (v,): (Value,) = from_args(args)?;
+                if let Some(pos) = items.iter().position(|x| *x == v) {
+                    items.remove(pos);
+                }
+                Ok(Value::from(()))
+            }
+            "index" => {
+                let (v,): (Value,) = from_args(args)?;
+                Ok(Value::from(
+                    items
+                        .iter()
+                        .position(|x| *x == v)
+                        .map(|p| p as i64)
+                        .unwrap_or(-1),
+                ))
+            }
+            "count" => {
+                let (v,): (Value,) = from_args(args)?;
+                Ok(Value::from(items.iter().filter(|x| **x == v).count()))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("list has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+pub fn mutable_list(v: Option<Value>) -> Result<Value, Error> {
+    let items = match v {
+        Some(v) if !v.is_undefined() && !v.is_none() => v.try_iter()?.collect(),
+        _ => Vec::new(),
+    };
+    Ok(Value::from_object(MutList(Mutex::new(items))))
+}
+
+/// A dict templates may update (`{% do d.update({'a': 1}) %}`).
+#[derive(Debug, Default)]
+pub struct MutDict(pub Mutex<Vec<(Value, Value)>>);
+
+impl Object for MutDict {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0
+            .lock()
+            .expect("dict lock")
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.0
+                .lock()
+                .expect("dict lock")
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
+        )
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.lock().expect("dict lock").len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut entries = self.0.lock().expect("dict lock");
+        let set = |entries: &mut Vec<(Value, Value)>, k: Value, v: Value| match entries
+            .iter_mut()
+            .find(|(x, _)| *x == k)
+        {
+            Some(slot) => slot.1 = v,
+            None => entries.push((k, v)),
+        };
+        match method {
+            "update" => {
+                let (other,): (Value,) = from_args(args)?;
+                for k in other.try_iter()? {
+                    let v = other.get_item(&k)?;
+                    set(&mut entries, k, v);
+                }
+                Ok(Value::from(()))
+            }
+            "setdefault" => {
+                let (k, v): (Value, Option<Value>) = from_args(args)?;
+                if let Some((_, existing)) = entries.iter().find(|(x, _)| *x == k) {
+                    return Ok(existing.clone());
+                }
+                let v = v.unwrap_or(Value::from(()));
+                entries.push((k, v.clone()));
+                Ok(v)
+            }
+            "pop" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                match entries.iter().position(|(x, _)| *x == k) {
+                    Some(p) => Ok(entries.remove(p).1),
+                    None => Ok(default.unwrap_or(Value::from(()))),
+                }
+            }
+            "get" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(entries
+                    .iter()
+                    .find(|(x, _)| *x == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(default.unwrap_or(Value::from(()))))
+            }
+            "keys" => Ok(Value::from(
+                entries.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            )),
+            "values" => Ok(Value::from(
+                entries.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            )),
+            "items" => Ok(Value::from(
+                entries
+                    .iter()
+                    .map(|(k, v)| Value::from(vec![k.clone(), v.clone()]))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("dict has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+pub fn mutable_dict(v: Option<Value>) -> Result<Value, Error> {
+    let mut entries = Vec::new();
+    if let Some(v) = v.filter(|v| !v.is_undefined() && !v.is_none()) {
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
+            entries.push((k, val));
+        }
+    }
+    Ok(Value::from_object(MutDict(Mutex::new(entries))))
+}
+
+/// The result of `run_query` / `load_result(...)['table']`: rows, and columns with
+/// `.name` and `.values()`, like the agate tables dbt returns.
+#[derive(Debug)]
+pub struct QueryTable {
+    pub column_names: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Object for QueryTable {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Some(i) = key.as_i64() {
+            return self
+                .rows
+                .get(usize::try_from(i).ok()?)
+                .map(|r| Value::from(r.clone()));
+        }
+        match key.as_str()? {
+            "rows" => Some(Value::from(
+                self.rows
+                    .iter()
+                    .map(|r| Value::from(r.clone()))
+                    .collect::<Vec<_>>(),
+            )),
+            "column_names" => Some(Value::from(self.column_names.clone())),
+            "columns" => Some(Value::from(
+                (0..self.column_names.len())
+                    .map(|i| {
+                        Value::from_object(QueryColumn {
+                            name: self.column_names[i].clone(),
+                            values: self.rows.iter().map(|r| r[i].clone()).collect(),
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.rows.iter().map(|r| Value::from(r.clone())).collect())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        _: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "print_table" => Ok(Value::from(())),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("table has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct QueryColumn {
+    name: String,
+    values: Vec<Value>,
+}
+
+impl Object for QueryColumn {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "name" => Some(Value::from(self.name.clone())),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        _: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "values" => Ok(Value::from(self.values.clone())),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("column has no method `{method}`"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! socle's transformations: dbt projects run unchanged on the warehouse.
+//!
+//! Loading reads `dbt_project.yml`, schema YAML, SQL files and packages into [`nodes`];
+//! [`jinja`] renders them with dbt's context; the DAG, selection and runner order and
+//! execute them; materializations turn compiled SQL into warehouse writes.
+
+pub mod config;
+pub mod error;
+pub mod jinja;
+pub mod loader;
+pub mod nodes;
+pub mod project;
+pub mod schema;
+mod yaml;
+
+pub use error::{Result, TransformError};
