@@ -6,8 +6,12 @@
 
 pub mod config;
 pub mod error;
+pub mod graph;
 pub mod jinja;
 pub mod loader;
+pub mod materialize;
+pub mod resolver;
+pub mod run;
 pub mod nodes;
 pub mod project;
 pub mod schema;
