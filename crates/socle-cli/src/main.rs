@@ -55,6 +55,23 @@ pub enum Command {
     Sql(commands::sql::Args),
     Load(commands::load::Args),
     Table(commands::table::Args),
+    /// Build a dbt project: seeds, models, snapshots and tests, in DAG order
+    #[command(after_help = "Examples:\n  socle build\n  socle build --select +marts.orders\n  socle build --select tag:daily --exclude resource_type:test\n  socle build --full-refresh --threads 8")]
+    Build(commands::dbt::Common),
+    /// Run the models of the dbt project (no seeds, no tests)
+    #[command(after_help = "Examples:\n  socle run\n  socle run --select stg_orders+")]
+    Run(commands::dbt::Common),
+    /// Load the seed CSV files into tables
+    #[command(after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh")]
+    Seed(commands::dbt::Common),
+    /// Run the data tests
+    #[command(after_help = "Examples:\n  socle test\n  socle test --select orders")]
+    Test(commands::dbt::Common),
+    /// Render models and tests to SQL under target/compiled without running them
+    #[command(after_help = "Examples:\n  socle compile\n  socle compile --select orders")]
+    Compile(commands::dbt::Common),
+    /// List the nodes a selection picks
+    Ls(commands::dbt::LsArgs),
 }
 
 fn init_logging(cli: &Cli) {
@@ -62,8 +79,8 @@ fn init_logging(cli: &Cli) {
     // delta-rs logs every failed open at ERROR through its instrumented spans, including the
     // "no table here yet" probes socle makes on purpose; socle reports real failures itself.
     let default = match cli.verbose {
-        0 => "warn,deltalake_core=off",
-        1 => "info,socle=debug,deltalake_core=warn",
+        0 => "warn,deltalake_core=off,buoyant_kernel=off",
+        1 => "info,socle=debug,deltalake_core=warn,buoyant_kernel=warn",
         _ => "debug,socle=trace",
     };
     let filter = EnvFilter::try_from_env("SOCLE_LOG").unwrap_or_else(|_| EnvFilter::new(default));

@@ -112,6 +112,7 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
     let mut pending: Vec<String> = todo;
     let mut running: JoinSet<NodeResult> = JoinSet::new();
     let mut index = 0usize;
+    let mut indexes: BTreeMap<String, usize> = BTreeMap::new();
     let mut stop = false;
     loop {
         // Start every node whose executed parents are done.
@@ -141,6 +142,7 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
                 continue;
             }
             progress.started(&node, index, total);
+            indexes.insert(id.clone(), index);
             let (loaded, wh, resolver, options) = (loaded.clone(), wh.clone(), resolver.clone(), options.clone());
             running.spawn(async move {
                 let t = Instant::now();
@@ -155,7 +157,7 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
         let Some(joined) = running.join_next().await else { break };
         let result = joined.map_err(|e| TransformError::Other(format!("a node's task panicked: {e}")))?;
         let node = &loaded.nodes.nodes[&result.unique_id];
-        progress.finished(node, &result, results.len() + 1, total);
+        progress.finished(node, &result, indexes.get(&result.unique_id).copied().unwrap_or(0), total);
         if options.fail_fast && result.status.is_failure() {
             stop = true;
         }

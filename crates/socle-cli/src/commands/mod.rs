@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub mod check;
+pub mod dbt;
 pub mod init;
 pub mod load;
 pub mod sql;
@@ -18,5 +19,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(args) => sql::run(project, args).await,
         Command::Load(args) => load::run(project, args).await,
         Command::Table(args) => table::run(project, args).await,
+        Command::Build(c) => dbt::run(project, dbt::Which::Build, c).await,
+        Command::Run(c) => dbt::run(project, dbt::Which::Run, c).await,
+        Command::Seed(c) => dbt::run(project, dbt::Which::Seed, c).await,
+        Command::Test(c) => dbt::run(project, dbt::Which::Test, c).await,
+        Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,
+        Command::Ls(args) => dbt::ls(project, args).await,
     }
 }

@@ -316,6 +316,11 @@ impl Object for Exceptions {
     }
 }
 
+/// A map (keeping insertion order, as Python's dicts do) as a template value.
+pub fn map_value(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
+    Value::from(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect::<indexmap::IndexMap<Value, Value>>())
+}
+
 /// A JSON value (from YAML configs and vars) as a template value.
 pub fn json_to_value(v: &serde_json::Value) -> Value {
     use serde_json::Value as J;
@@ -329,7 +334,7 @@ pub fn json_to_value(v: &serde_json::Value) -> Value {
         },
         J::String(s) => Value::from(s.clone()),
         J::Array(items) => Value::from(items.iter().map(json_to_value).collect::<Vec<_>>()),
-        J::Object(map) => Value::from_iter(map.iter().map(|(k, v)| (k.clone(), json_to_value(v)))),
+        J::Object(map) => map_value(map.iter().map(|(k, v)| (k.clone(), json_to_value(v)))),
     }
 }
 

@@ -10,7 +10,7 @@ use minijinja::{Error, ErrorKind, State};
 use serde_json::Map;
 
 use super::objects::{QueryTable, Relation};
-use super::{json_to_value, macros, value_to_json};
+use super::{json_to_value, macros, map_value, value_to_json};
 
 /// What a render needs from the project and the warehouse.
 pub trait Resolver: Send + Sync {
@@ -165,13 +165,13 @@ pub fn context(scope: &Arc<Scope>, node: &str, search: &[String]) -> Value {
         ("node", json_to_value(&scope.model)),
         (
             "flags",
-            Value::from_iter([("FULL_REFRESH", Value::from(scope.full_refresh))]),
+            map_value([("FULL_REFRESH".to_string(), Value::from(scope.full_refresh))]),
         ),
     ];
     if let Some(this) = &scope.this {
         ctx.push(("this", Value::from_object(this.clone())));
     }
-    Value::from_iter(ctx.into_iter().map(|(k, v)| (k.to_string(), v)))
+    map_value(ctx.into_iter().map(|(k, v)| (k.to_string(), v)))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -298,7 +298,7 @@ impl Object for Func {
                 } else {
                     Value::from(())
                 };
-                let result = Value::from_iter([
+                let result = map_value([
                     ("response".to_string(), Value::from("OK")),
                     ("data".to_string(), data),
                     ("table".to_string(), table),
@@ -432,12 +432,12 @@ impl Object for Adapter {
                 Ok(Value::from(
                     cols.into_iter()
                         .map(|(name, dtype)| {
-                            Value::from_iter([
-                                ("name", Value::from(name.clone())),
-                                ("column", Value::from(name.clone())),
-                                ("quoted", Value::from(crate::nodes::quote(&name))),
-                                ("data_type", Value::from(dtype.clone())),
-                                ("dtype", Value::from(dtype)),
+                            map_value([
+                                ("name".to_string(), Value::from(name.clone())),
+                                ("column".to_string(), Value::from(name.clone())),
+                                ("quoted".to_string(), Value::from(crate::nodes::quote(&name))),
+                                ("data_type".to_string(), Value::from(dtype.clone())),
+                                ("dtype".to_string(), Value::from(dtype)),
                             ])
                         })
                         .collect::<Vec<_>>(),
