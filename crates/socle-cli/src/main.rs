@@ -56,13 +56,17 @@ pub enum Command {
     Load(commands::load::Args),
     Table(commands::table::Args),
     /// Build a dbt project: seeds, models, snapshots and tests, in DAG order
-    #[command(after_help = "Examples:\n  socle build\n  socle build --select +marts.orders\n  socle build --select tag:daily --exclude resource_type:test\n  socle build --full-refresh --threads 8")]
+    #[command(
+        after_help = "Examples:\n  socle build\n  socle build --select +marts.orders\n  socle build --select tag:daily --exclude resource_type:test\n  socle build --full-refresh --threads 8"
+    )]
     Build(commands::dbt::Common),
     /// Run the models of the dbt project (no seeds, no tests)
     #[command(after_help = "Examples:\n  socle run\n  socle run --select stg_orders+")]
     Run(commands::dbt::Common),
     /// Load the seed CSV files into tables
-    #[command(after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh")]
+    #[command(
+        after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh"
+    )]
     Seed(commands::dbt::Common),
     /// Run the data tests
     #[command(after_help = "Examples:\n  socle test\n  socle test --select orders")]

@@ -9,7 +9,7 @@ use socle_core::ConfigError;
 pub enum TransformError {
     /// A YAML file that does not parse.
     #[error("{0}")]
-    Config(ConfigError),
+    Config(Box<ConfigError>),
     #[error("{}: {source}", file.display())]
     Io {
         file: PathBuf,
@@ -44,9 +44,15 @@ pub enum TransformError {
         excerpt: String,
     },
     #[error(transparent)]
-    Warehouse(#[from] socle_warehouse::WarehouseError),
+    Warehouse(Box<socle_warehouse::WarehouseError>),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<socle_warehouse::WarehouseError> for TransformError {
+    fn from(e: socle_warehouse::WarehouseError) -> Self {
+        Self::Warehouse(Box::new(e))
+    }
 }
 
 impl TransformError {

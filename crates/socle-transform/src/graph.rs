@@ -31,9 +31,16 @@ impl Graph {
     pub fn order(&self, nodes: &Nodes) -> Result<Vec<String>> {
         let mut indegree: BTreeMap<&str, usize> = BTreeMap::new();
         for (id, ps) in &self.parents {
-            indegree.insert(id, ps.iter().filter(|p| nodes.nodes.contains_key(*p)).count());
+            indegree.insert(
+                id,
+                ps.iter().filter(|p| nodes.nodes.contains_key(*p)).count(),
+            );
         }
-        let mut ready: VecDeque<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(id, _)| *id).collect();
+        let mut ready: VecDeque<&str> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(id, _)| *id)
+            .collect();
         let mut out = Vec::new();
         while let Some(id) = ready.pop_front() {
             out.push(id.to_string());
@@ -47,7 +54,11 @@ impl Graph {
             }
         }
         if out.len() < indegree.len() {
-            let left: BTreeSet<&str> = indegree.iter().filter(|(_, d)| **d > 0).map(|(id, _)| *id).collect();
+            let left: BTreeSet<&str> = indegree
+                .iter()
+                .filter(|(_, d)| **d > 0)
+                .map(|(id, _)| *id)
+                .collect();
             return Err(TransformError::Cycle(self.find_cycle(&left)));
         }
         Ok(out)
@@ -55,11 +66,16 @@ impl Graph {
 
     fn find_cycle(&self, left: &BTreeSet<&str>) -> Vec<String> {
         // Walk parents from any remaining node until a node repeats.
-        let Some(start) = left.iter().next() else { return Vec::new() };
+        let Some(start) = left.iter().next() else {
+            return Vec::new();
+        };
         let mut path: Vec<String> = vec![start.to_string()];
         loop {
             let last = path.last().expect("non-empty").clone();
-            let next = self.parents.get(&last).and_then(|ps| ps.iter().find(|p| left.contains(p.as_str())));
+            let next = self
+                .parents
+                .get(&last)
+                .and_then(|ps| ps.iter().find(|p| left.contains(p.as_str())));
             let Some(next) = next else { return path };
             if let Some(pos) = path.iter().position(|p| p == next) {
                 let mut cycle: Vec<String> = path[pos..].to_vec();
@@ -89,7 +105,12 @@ impl Graph {
 
 /// Selects node ids. No selector means every node; tests follow their parents ("eager"
 /// indirect selection, as dbt does).
-pub fn select(nodes: &Nodes, graph: &Graph, select: &[String], exclude: &[String]) -> Result<BTreeSet<String>> {
+pub fn select(
+    nodes: &Nodes,
+    graph: &Graph,
+    select: &[String],
+    exclude: &[String],
+) -> Result<BTreeSet<String>> {
     let mut chosen: BTreeSet<String> = if select.is_empty() {
         nodes.nodes.keys().cloned().collect()
     } else {
@@ -109,11 +130,16 @@ pub fn select(nodes: &Nodes, graph: &Graph, select: &[String], exclude: &[String
         for (id, n) in &nodes.nodes {
             if n.kind == Kind::Test
                 && !n.depends_on.is_empty()
-                && n.depends_on.iter().filter(|d| nodes.nodes.contains_key(*d)).all(|d| chosen.contains(d))
+                && n.depends_on
+                    .iter()
+                    .filter(|d| nodes.nodes.contains_key(*d))
+                    .all(|d| chosen.contains(d))
                 && n.depends_on.iter().any(|d| chosen.contains(d))
             {
                 let excluded = exclude.iter().flat_map(|s| s.split_whitespace()).any(|s| {
-                    intersection(nodes, graph, s).map(|ids| ids.contains(id)).unwrap_or(false)
+                    intersection(nodes, graph, s)
+                        .map(|ids| ids.contains(id))
+                        .unwrap_or(false)
                 });
                 if !excluded {
                     chosen.insert(id.clone());
@@ -138,7 +164,10 @@ fn intersection(nodes: &Nodes, graph: &Graph, spec: &str) -> Result<BTreeSet<Str
 }
 
 fn one(nodes: &Nodes, graph: &Graph, spec: &str) -> Result<BTreeSet<String>> {
-    let err = |message: &str| TransformError::Selection { selector: spec.to_string(), message: message.to_string() };
+    let err = |message: &str| TransformError::Selection {
+        selector: spec.to_string(),
+        message: message.to_string(),
+    };
     let (at, rest) = match spec.strip_prefix('@') {
         Some(r) => (true, r),
         None => (false, spec),
@@ -185,7 +214,12 @@ fn glob(pattern: &str, text: &str) -> bool {
     if !pattern.contains('*') && !pattern.contains('?') {
         return pattern == text;
     }
-    let re = format!("^{}$", regex::escape(pattern).replace(r"\*", ".*").replace(r"\?", "."));
+    let re = format!(
+        "^{}$",
+        regex::escape(pattern)
+            .replace(r"\*", ".*")
+            .replace(r"\?", ".")
+    );
     regex::Regex::new(&re).is_ok_and(|r| r.is_match(text))
 }
 
@@ -193,7 +227,9 @@ fn glob(pattern: &str, text: &str) -> bool {
 fn matching(nodes: &Nodes, core: &str) -> std::result::Result<BTreeSet<String>, String> {
     let (method, value) = match core.split_once(':') {
         Some((m, v)) => (m, v),
-        None if core.contains('/') || core.ends_with(".sql") || core.ends_with(".csv") => ("path", core),
+        None if core.contains('/') || core.ends_with(".sql") || core.ends_with(".csv") => {
+            ("path", core)
+        }
         None => ("fqn", core),
     };
     let mut out = BTreeSet::new();
@@ -209,7 +245,11 @@ fn matching(nodes: &Nodes, core: &str) -> std::result::Result<BTreeSet<String>, 
         }
         "tag" | "path" | "resource_type" | "package" | "fqn" | "test_type" | "test_name" => {}
         m if m.starts_with("config.") => {}
-        other => return Err(format!("unknown selector method `{other}` (try tag:, path:, resource_type:, source:, package:, config.<key>:)")),
+        other => {
+            return Err(format!(
+                "unknown selector method `{other}` (try tag:, path:, resource_type:, source:, package:, config.<key>:)"
+            ));
+        }
     }
     for (id, n) in &nodes.nodes {
         let hit = match method {
@@ -239,8 +279,12 @@ fn matching(nodes: &Nodes, core: &str) -> std::result::Result<BTreeSet<String>, 
                 let key = m.trim_start_matches("config.");
                 match n.config.get(key) {
                     Some(serde_json::Value::String(s)) => glob(value, s),
-                    Some(serde_json::Value::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(|s| glob(value, s))),
-                    Some(other) => other.to_string() == value,
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .any(|i| i.as_str().is_some_and(|s| glob(value, s))),
+                    Some(other) => value
+                        .parse::<serde_json::Value>()
+                        .is_ok_and(|v| v == *other),
                     None => false,
                 }
             }

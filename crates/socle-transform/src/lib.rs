@@ -10,10 +10,10 @@ pub mod graph;
 pub mod jinja;
 pub mod loader;
 pub mod materialize;
-pub mod resolver;
-pub mod run;
 pub mod nodes;
 pub mod project;
+pub mod resolver;
+pub mod run;
 pub mod schema;
 mod yaml;
 

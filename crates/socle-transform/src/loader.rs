@@ -263,9 +263,20 @@ pub fn load(project_root: &Path, fallback_name: &str, options: LoadOptions) -> R
         if node.kind == Kind::Seed {
             continue;
         }
+        let node_error = |e: crate::jinja::RenderError| {
+            if e.template == node.unique_id {
+                TransformError::Jinja {
+                    file: node.file.clone(),
+                    line: e.line,
+                    message: e.message,
+                }
+            } else {
+                jinja_error(project_root, e)
+            }
+        };
         jinja
             .add_node(&node.unique_id, &node.raw_sql)
-            .map_err(|e| jinja_error(project_root, e))?;
+            .map_err(node_error)?;
         let scope = Scope::new(
             &node.package,
             false,
@@ -278,9 +289,7 @@ pub fn load(project_root: &Path, fallback_name: &str, options: LoadOptions) -> R
             false,
             resolver.clone(),
         );
-        jinja
-            .render(&node.unique_id, &scope)
-            .map_err(|e| jinja_error(project_root, e))?;
+        jinja.render(&node.unique_id, &scope).map_err(node_error)?;
         let captured = scope.captured();
         node.refs = captured.refs;
         node.sources = captured.sources;

@@ -20,31 +20,47 @@ async fn kind_of(wh: &Warehouse, schema: &str, name: &str) -> Result<Option<&'st
 }
 
 fn done(message: String) -> Outcome {
-    Outcome { status: Status::Success, message, compiled_sql: None, failures: None }
+    Outcome {
+        status: Status::Success,
+        message,
+        compiled_sql: None,
+        failures: None,
+    }
 }
 
 async fn ensure_schema(wh: &Warehouse, schema: &str) -> Result<()> {
-    wh.execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))).await?;
+    wh.execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)))
+        .await?;
     Ok(())
 }
 
-pub async fn model(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str, incremental: bool) -> Result<Outcome> {
+pub async fn model(
+    wh: &Warehouse,
+    node: &Node,
+    rel: &Relation,
+    sql: &str,
+    incremental: bool,
+) -> Result<Outcome> {
     ensure_schema(wh, &rel.schema).await?;
     let target = format!("{}.{}", quote(&rel.schema), quote(&rel.identifier));
     let existing = kind_of(wh, &rel.schema, &rel.identifier).await?;
     match node.config.materialized() {
         "view" => {
             if existing == Some("table") {
-                wh.drop_relation(&format!("{}.{}", rel.schema, rel.identifier), true).await?;
+                wh.drop_relation(&format!("{}.{}", rel.schema, rel.identifier), true)
+                    .await?;
             }
-            wh.execute(&format!("CREATE OR REPLACE VIEW {target} AS\n{sql}")).await?;
+            wh.execute(&format!("CREATE OR REPLACE VIEW {target} AS\n{sql}"))
+                .await?;
             Ok(done(format!("CREATE VIEW {target}")))
         }
         "table" => {
             if existing == Some("view") {
                 wh.execute(&format!("DROP VIEW {target}")).await?;
             }
-            let out = wh.execute(&format!("CREATE OR REPLACE TABLE {target} AS\n{sql}")).await?;
+            let out = wh
+                .execute(&format!("CREATE OR REPLACE TABLE {target} AS\n{sql}"))
+                .await?;
             Ok(done(summary(out, &target)))
         }
         "incremental" if incremental => incremental_load(wh, node, rel, sql).await,
@@ -52,7 +68,9 @@ pub async fn model(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str, incre
             if existing == Some("view") {
                 wh.execute(&format!("DROP VIEW {target}")).await?;
             }
-            let out = wh.execute(&format!("CREATE OR REPLACE TABLE {target} AS\n{sql}")).await?;
+            let out = wh
+                .execute(&format!("CREATE OR REPLACE TABLE {target} AS\n{sql}"))
+                .await?;
             Ok(done(summary(out, &target)))
         }
         other => Err(TransformError::Other(format!(
@@ -69,20 +87,36 @@ fn summary(out: Vec<socle_warehouse::Executed>, target: &str) -> String {
     }
 }
 
-async fn incremental_load(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str) -> Result<Outcome> {
+async fn incremental_load(
+    wh: &Warehouse,
+    node: &Node,
+    rel: &Relation,
+    sql: &str,
+) -> Result<Outcome> {
     let name = format!("{}.{}", rel.schema, rel.identifier);
     let mut prepared = wh.parse(sql)?;
     if prepared.len() != 1 {
-        return Err(TransformError::Other(format!("{}: an incremental model must be one SELECT", node.path)));
+        return Err(TransformError::Other(format!(
+            "{}: an incremental model must be one SELECT",
+            node.path
+        )));
     }
     let WhOutcome::Query(mut df) = wh.run(prepared.remove(0)).await? else {
-        return Err(TransformError::Other(format!("{}: an incremental model must be a SELECT", node.path)));
+        return Err(TransformError::Other(format!(
+            "{}: an incremental model must be a SELECT",
+            node.path
+        )));
     };
     let on_change = node.config.str("on_schema_change").unwrap_or("ignore");
     let existing = wh.describe(&name).await?;
     let existing_cols: Vec<String> = existing.columns.iter().map(|c| c.name.clone()).collect();
-    let new_cols: Vec<String> =
-        df.schema().fields().iter().map(|f| f.name().clone()).filter(|c| !existing_cols.contains(c)).collect();
+    let new_cols: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|c| !existing_cols.contains(c))
+        .collect();
     if !new_cols.is_empty() {
         match on_change {
             "fail" => {
@@ -102,7 +136,9 @@ async fn incremental_load(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str
                     .filter(|c| existing_cols.contains(c))
                     .collect();
                 let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-                df = df.select_columns(&keep).map_err(|e| TransformError::Other(e.to_string()))?;
+                df = df
+                    .select_columns(&keep)
+                    .map_err(|e| TransformError::Other(e.to_string()))?;
             }
         }
     }
@@ -128,9 +164,20 @@ async fn incremental_load(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str
 pub async fn seed(wh: &Warehouse, node: &Node, _full_refresh: bool) -> Result<Outcome> {
     ensure_schema(wh, &node.schema).await?;
     let path = node.file.to_string_lossy().to_string();
-    let delimiter = node.config.str("delimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
-    let options = CsvReadOptions::new().has_header(true).delimiter(delimiter).file_extension("csv");
-    let mut df = wh.session().read_csv(path.as_str(), options).await.map_err(|e| TransformError::Other(format!("{}: {e}", node.path)))?;
+    let delimiter = node
+        .config
+        .str("delimiter")
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
+    let options = CsvReadOptions::new()
+        .has_header(true)
+        .delimiter(delimiter)
+        .file_extension("csv");
+    let mut df = wh
+        .session()
+        .read_csv(path.as_str(), options)
+        .await
+        .map_err(|e| TransformError::Other(format!("{}: {e}", node.path)))?;
     if let Some(serde_json::Value::Object(types)) = node.config.get("column_types") {
         let mut exprs = Vec::new();
         for f in df.schema().fields() {
@@ -138,14 +185,20 @@ pub async fn seed(wh: &Warehouse, node: &Node, _full_refresh: bool) -> Result<Ou
             match types.get(f.name()).and_then(|t| t.as_str()) {
                 Some(t) => {
                     let dt = sql_type(t).ok_or_else(|| {
-                        TransformError::Other(format!("{}: column_types: cannot read the type `{t}` of `{}`", node.path, f.name()))
+                        TransformError::Other(format!(
+                            "{}: column_types: cannot read the type `{t}` of `{}`",
+                            node.path,
+                            f.name()
+                        ))
                     })?;
                     exprs.push(datafusion::prelude::cast(col, dt).alias(f.name()));
                 }
                 None => exprs.push(col),
             }
         }
-        df = df.select(exprs).map_err(|e| TransformError::Other(e.to_string()))?;
+        df = df
+            .select(exprs)
+            .map_err(|e| TransformError::Other(e.to_string()))?;
     }
     let name = format!("{}.{}", node.schema, node.alias);
     let report = wh.load(&name, df, WriteMode::Overwrite).await?;
@@ -170,9 +223,17 @@ fn sql_type(t: &str) -> Option<datafusion::arrow::datatypes::DataType> {
         "decimal" | "numeric" => {
             let args: Vec<u8> = lower
                 .split_once('(')
-                .map(|(_, a)| a.trim_end_matches(')').split(',').filter_map(|x| x.trim().parse().ok()).collect())
+                .map(|(_, a)| {
+                    a.trim_end_matches(')')
+                        .split(',')
+                        .filter_map(|x| x.trim().parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default();
-            DataType::Decimal128(*args.first().unwrap_or(&18), *args.get(1).unwrap_or(&3) as i8)
+            DataType::Decimal128(
+                *args.first().unwrap_or(&18),
+                *args.get(1).unwrap_or(&3) as i8,
+            )
         }
         _ => return None,
     })
@@ -180,8 +241,14 @@ fn sql_type(t: &str) -> Option<datafusion::arrow::datatypes::DataType> {
 
 /// Runs a test query and judges it by `severity`, `warn_if` and `error_if`.
 pub async fn test(wh: &Warehouse, node: &Node, sql: &str) -> Result<Outcome> {
-    let limit = node.config.get("limit").and_then(|v| v.as_u64()).map(|n| format!("\nlimit {n}")).unwrap_or_default();
-    let count_sql = format!("select count(*) as failures from (\n{sql}{limit}\n) dbt_internal_test");
+    let limit = node
+        .config
+        .get("limit")
+        .and_then(|v| v.as_u64())
+        .map(|n| format!("\nlimit {n}"))
+        .unwrap_or_default();
+    let count_sql =
+        format!("select count(*) as failures from (\n{sql}{limit}\n) dbt_internal_test");
     let batches = wh.query(&count_sql).await?;
     let failures = crate::resolver::to_table(&batches)
         .rows
@@ -189,7 +256,11 @@ pub async fn test(wh: &Warehouse, node: &Node, sql: &str) -> Result<Outcome> {
         .and_then(|r| r.first())
         .and_then(|v| v.as_i64())
         .unwrap_or(0) as u64;
-    let severity = node.config.str("severity").unwrap_or("error").to_ascii_lowercase();
+    let severity = node
+        .config
+        .str("severity")
+        .unwrap_or("error")
+        .to_ascii_lowercase();
     let error_if = node.config.str("error_if").unwrap_or("!= 0");
     let warn_if = node.config.str("warn_if").unwrap_or("!= 0");
     let status = if severity == "error" && condition(error_if, failures) {
@@ -201,10 +272,27 @@ pub async fn test(wh: &Warehouse, node: &Node, sql: &str) -> Result<Outcome> {
     };
     let message = match status {
         Status::Pass => "PASS".to_string(),
-        _ => format!("Got {failures} result{}, configured to {} if {}", if failures == 1 { "" } else { "s" },
-            if status == Status::Fail { "fail" } else { "warn" }, if status == Status::Fail { error_if } else { warn_if }),
+        _ => format!(
+            "Got {failures} result{}, configured to {} if {}",
+            if failures == 1 { "" } else { "s" },
+            if status == Status::Fail {
+                "fail"
+            } else {
+                "warn"
+            },
+            if status == Status::Fail {
+                error_if
+            } else {
+                warn_if
+            }
+        ),
     };
-    Ok(Outcome { status, message, compiled_sql: None, failures: Some(failures) })
+    Ok(Outcome {
+        status,
+        message,
+        compiled_sql: None,
+        failures: Some(failures),
+    })
 }
 
 /// `"!= 0"`, `"> 10"`, `">=5"` applied to `n`.
@@ -212,7 +300,9 @@ fn condition(expr: &str, n: u64) -> bool {
     let e = expr.trim();
     for op in [">=", "<=", "!=", "<>", "==", ">", "<", "="] {
         if let Some(rest) = e.strip_prefix(op) {
-            let Ok(v) = rest.trim().parse::<f64>() else { return n != 0 };
+            let Ok(v) = rest.trim().parse::<f64>() else {
+                return n != 0;
+            };
             let n = n as f64;
             return match op {
                 ">=" => n >= v,

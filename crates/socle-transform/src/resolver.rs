@@ -33,22 +33,39 @@ pub fn relation_of(node: &crate::nodes::Node) -> Relation {
         (Kind::Model, "view") => "view",
         _ => "table",
     };
-    Relation { database: "socle".into(), schema: node.schema.clone(), identifier: node.alias.clone(), kind: kind.into() }
+    Relation {
+        database: "socle".into(),
+        schema: node.schema.clone(),
+        identifier: node.alias.clone(),
+        kind: kind.into(),
+    }
 }
 
 impl Resolver for WarehouseResolver {
-    fn resolve_ref(&self, from_package: &str, package: Option<&str>, name: &str) -> Result<Relation, String> {
+    fn resolve_ref(
+        &self,
+        from_package: &str,
+        package: Option<&str>,
+        name: &str,
+    ) -> Result<Relation, String> {
         let candidates: Vec<_> = self
             .nodes
             .nodes
             .values()
-            .filter(|n| n.name == name && matches!(n.kind, Kind::Model | Kind::Seed | Kind::Snapshot))
+            .filter(|n| {
+                n.name == name && matches!(n.kind, Kind::Model | Kind::Seed | Kind::Snapshot)
+            })
             .collect();
         let found = match package {
             Some(p) => candidates.iter().find(|n| n.package == p),
-            None => candidates.iter().find(|n| n.package == from_package).or(candidates.first()),
+            None => candidates
+                .iter()
+                .find(|n| n.package == from_package)
+                .or(candidates.first()),
         };
-        found.map(|n| relation_of(n)).ok_or_else(|| format!("`{name}` is not a model, seed or snapshot"))
+        found
+            .map(|n| relation_of(n))
+            .ok_or_else(|| format!("`{name}` is not a model, seed or snapshot"))
     }
 
     fn resolve_source(&self, source: &str, table: &str) -> Result<Relation, String> {
@@ -66,27 +83,44 @@ impl Resolver for WarehouseResolver {
     }
 
     fn run_query(&self, sql: &str) -> Result<QueryTable, String> {
-        let batches = self.handle.block_on(self.wh.query(sql)).map_err(|e| e.to_string())?;
+        let batches = self
+            .handle
+            .block_on(self.wh.query(sql))
+            .map_err(|e| e.to_string())?;
         Ok(to_table(&batches))
     }
 
     fn get_relation(&self, schema: &str, identifier: &str) -> Option<Relation> {
-        let rels = self.handle.block_on(self.wh.list_relations(Some(schema))).ok()?;
-        rels.into_iter().find(|r| r.name.eq_ignore_ascii_case(identifier)).map(|r| Relation {
-            database: "socle".into(),
-            schema: r.schema,
-            identifier: r.name,
-            kind: r.kind.to_string(),
-        })
+        let rels = self
+            .handle
+            .block_on(self.wh.list_relations(Some(schema)))
+            .ok()?;
+        rels.into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(identifier))
+            .map(|r| Relation {
+                database: "socle".into(),
+                schema: r.schema,
+                identifier: r.name,
+                kind: r.kind.to_string(),
+            })
     }
 
     fn columns(&self, relation: &Relation) -> Result<Vec<(String, String)>, String> {
         if relation.kind == "cte" {
-            return Err(format!("{} is an ephemeral model: it has no columns to look up", relation.identifier));
+            return Err(format!(
+                "{} is an ephemeral model: it has no columns to look up",
+                relation.identifier
+            ));
         }
         let name = format!("{}.{}", relation.schema, relation.identifier);
-        let d = self.handle.block_on(self.wh.describe(&name)).map_err(|e| e.to_string())?;
-        Ok(d.columns.into_iter().map(|c| (c.name, c.data_type)).collect())
+        let d = self
+            .handle
+            .block_on(self.wh.describe(&name))
+            .map_err(|e| e.to_string())?;
+        Ok(d.columns
+            .into_iter()
+            .map(|c| (c.name, c.data_type))
+            .collect())
     }
 
     fn doc(&self, name: &str) -> Option<String> {
@@ -98,7 +132,13 @@ impl Resolver for WarehouseResolver {
 pub fn to_table(batches: &[RecordBatch]) -> QueryTable {
     let column_names = batches
         .first()
-        .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
         .unwrap_or_default();
     let mut rows = Vec::new();
     for b in batches {
@@ -133,9 +173,9 @@ fn scalar_to_value(v: &ScalarValue) -> Value {
         ScalarValue::UInt64(Some(i)) => Value::from(*i),
         ScalarValue::Float32(Some(f)) => Value::from(*f as f64),
         ScalarValue::Float64(Some(f)) => Value::from(*f),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Value::from(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Value::from(s.clone()),
         other => Value::from(other.to_string()),
     }
 }

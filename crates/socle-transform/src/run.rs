@@ -92,7 +92,12 @@ pub trait Progress: Send + Sync {
     fn finished(&self, node: &Node, result: &NodeResult, index: usize, total: usize);
 }
 
-pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progress: Arc<dyn Progress>) -> Result<RunReport> {
+pub async fn run(
+    loaded: Arc<Loaded>,
+    wh: Warehouse,
+    options: RunOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<RunReport> {
     let started = Instant::now();
     let graph = Graph::new(&loaded.nodes);
     let order = graph.order(&loaded.nodes)?;
@@ -100,13 +105,27 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
     let todo: Vec<String> = order
         .into_iter()
         .filter(|id| selected.contains(id))
-        .filter(|id| loaded.nodes.nodes.get(id).is_some_and(|n| options.kinds.contains(&n.kind)))
-        .filter(|id| !(loaded.nodes.nodes[id].kind == Kind::Model && loaded.nodes.nodes[id].config.materialized() == "ephemeral") || options.compile_only)
+        .filter(|id| {
+            loaded
+                .nodes
+                .nodes
+                .get(id)
+                .is_some_and(|n| options.kinds.contains(&n.kind))
+        })
+        .filter(|id| {
+            !(loaded.nodes.nodes[id].kind == Kind::Model
+                && loaded.nodes.nodes[id].config.materialized() == "ephemeral")
+                || options.compile_only
+        })
         .collect();
     let total = todo.len();
     let todo_set: BTreeSet<String> = todo.iter().cloned().collect();
     let nodes = Arc::new(loaded.nodes.clone());
-    let resolver = Arc::new(WarehouseResolver { wh: wh.clone(), handle: tokio::runtime::Handle::current(), nodes: nodes.clone() });
+    let resolver = Arc::new(WarehouseResolver {
+        wh: wh.clone(),
+        handle: tokio::runtime::Handle::current(),
+        nodes: nodes.clone(),
+    });
     let mut done: BTreeMap<String, Status> = BTreeMap::new();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut pending: Vec<String> = todo;
@@ -127,7 +146,10 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
             pending.remove(i);
             let node = loaded.nodes.nodes[&id].clone();
             index += 1;
-            if let Some(bad) = parents.iter().find(|p| done[*p].is_failure() || done[*p] == Status::Skipped) {
+            if let Some(bad) = parents
+                .iter()
+                .find(|p| done[*p].is_failure() || done[*p] == Status::Skipped)
+            {
                 let result = NodeResult {
                     unique_id: id.clone(),
                     status: Status::Skipped,
@@ -143,7 +165,12 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
             }
             progress.started(&node, index, total);
             indexes.insert(id.clone(), index);
-            let (loaded, wh, resolver, options) = (loaded.clone(), wh.clone(), resolver.clone(), options.clone());
+            let (loaded, wh, resolver, options) = (
+                loaded.clone(),
+                wh.clone(),
+                resolver.clone(),
+                options.clone(),
+            );
             running.spawn(async move {
                 let t = Instant::now();
                 let outcome = execute(&loaded, &wh, resolver, &node, &options).await;
@@ -151,13 +178,28 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
                     Ok(o) => (o.status, o.message, o.compiled_sql, o.failures),
                     Err(e) => (Status::Error, e.to_string(), None, None),
                 };
-                NodeResult { unique_id: node.unique_id.clone(), status, message, duration: t.elapsed(), compiled_sql, failures }
+                NodeResult {
+                    unique_id: node.unique_id.clone(),
+                    status,
+                    message,
+                    duration: t.elapsed(),
+                    compiled_sql,
+                    failures,
+                }
             });
         }
-        let Some(joined) = running.join_next().await else { break };
-        let result = joined.map_err(|e| TransformError::Other(format!("a node's task panicked: {e}")))?;
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let result =
+            joined.map_err(|e| TransformError::Other(format!("a node's task panicked: {e}")))?;
         let node = &loaded.nodes.nodes[&result.unique_id];
-        progress.finished(node, &result, indexes.get(&result.unique_id).copied().unwrap_or(0), total);
+        progress.finished(
+            node,
+            &result,
+            indexes.get(&result.unique_id).copied().unwrap_or(0),
+            total,
+        );
         if options.fail_fast && result.status.is_failure() {
             stop = true;
         }
@@ -176,7 +218,10 @@ pub async fn run(loaded: Arc<Loaded>, wh: Warehouse, options: RunOptions, progre
             });
         }
     }
-    Ok(RunReport { results, elapsed: started.elapsed() })
+    Ok(RunReport {
+        results,
+        elapsed: started.elapsed(),
+    })
 }
 
 fn short(id: &str) -> &str {
@@ -187,7 +232,12 @@ fn short(id: &str) -> &str {
 /// ephemeral models, which are inlined).
 fn upstream_in(loaded: &Loaded, id: &str, todo: &BTreeSet<String>) -> Vec<String> {
     let mut out = Vec::new();
-    let mut stack: Vec<String> = loaded.nodes.nodes.get(id).map(|n| n.depends_on.clone()).unwrap_or_default();
+    let mut stack: Vec<String> = loaded
+        .nodes
+        .nodes
+        .get(id)
+        .map(|n| n.depends_on.clone())
+        .unwrap_or_default();
     let mut seen = BTreeSet::new();
     while let Some(p) = stack.pop() {
         if !seen.insert(p.clone()) {
@@ -209,10 +259,21 @@ pub struct Outcome {
     pub failures: Option<u64>,
 }
 
-async fn execute(loaded: &Arc<Loaded>, wh: &Warehouse, resolver: Arc<WarehouseResolver>, node: &Node, options: &RunOptions) -> Result<Outcome> {
+async fn execute(
+    loaded: &Arc<Loaded>,
+    wh: &Warehouse,
+    resolver: Arc<WarehouseResolver>,
+    node: &Node,
+    options: &RunOptions,
+) -> Result<Outcome> {
     if node.kind == Kind::Seed {
         if options.compile_only {
-            return Ok(Outcome { status: Status::Success, message: "seed".into(), compiled_sql: None, failures: None });
+            return Ok(Outcome {
+                status: Status::Success,
+                message: "seed".into(),
+                compiled_sql: None,
+                failures: None,
+            });
         }
         return materialize::seed(wh, node, options.full_refresh).await;
     }
@@ -225,13 +286,20 @@ async fn execute(loaded: &Arc<Loaded>, wh: &Warehouse, resolver: Arc<WarehouseRe
     let sql = {
         let (loaded, node, resolver) = (loaded.clone(), node.clone(), resolver.clone());
         let full_refresh = options.full_refresh;
-        tokio::task::spawn_blocking(move || compile(&loaded, resolver, &node, incremental, full_refresh))
-            .await
-            .map_err(|e| TransformError::Other(format!("compile task failed: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            compile(&loaded, resolver, &node, incremental, full_refresh)
+        })
+        .await
+        .map_err(|e| TransformError::Other(format!("compile task failed: {e}")))??
     };
     write_compiled(loaded, node, &sql);
     if options.compile_only || node.kind == Kind::Analysis {
-        return Ok(Outcome { status: Status::Success, message: "compiled".into(), compiled_sql: Some(sql), failures: None });
+        return Ok(Outcome {
+            status: Status::Success,
+            message: "compiled".into(),
+            compiled_sql: Some(sql),
+            failures: None,
+        });
     }
     let hooks = |key: &str| node.config.hooks(key);
     for hook in hooks("pre_hook") {
@@ -249,17 +317,33 @@ async fn execute(loaded: &Arc<Loaded>, wh: &Warehouse, resolver: Arc<WarehouseRe
     for hook in hooks("post_hook") {
         run_hook(loaded, &resolver, node, &hook).await?;
     }
-    Ok(Outcome { compiled_sql: Some(sql), ..outcome })
+    Ok(Outcome {
+        compiled_sql: Some(sql),
+        ..outcome
+    })
 }
 
 /// Renders a node for running, with its ephemeral ancestors inlined as CTEs.
-pub fn compile(loaded: &Loaded, resolver: Arc<WarehouseResolver>, node: &Node, incremental: bool, full_refresh: bool) -> Result<String> {
+pub fn compile(
+    loaded: &Loaded,
+    resolver: Arc<WarehouseResolver>,
+    node: &Node,
+    incremental: bool,
+    full_refresh: bool,
+) -> Result<String> {
     let scope = scope_for(loaded, resolver.clone(), node, incremental, full_refresh);
-    let sql = loaded.jinja.render(&node.unique_id, &scope).map_err(|e| TransformError::Jinja {
-        file: if e.template == node.unique_id { node.file.clone() } else { loaded.root.root.join(&e.template) },
-        line: e.line,
-        message: e.message,
-    })?;
+    let sql = loaded
+        .jinja
+        .render(&node.unique_id, &scope)
+        .map_err(|e| TransformError::Jinja {
+            file: if e.template == node.unique_id {
+                node.file.clone()
+            } else {
+                loaded.root.root.join(&e.template)
+            },
+            line: e.line,
+            message: e.message,
+        })?;
     let mut ctes = Vec::new();
     let mut seen = BTreeSet::new();
     collect_ephemeral(loaded, resolver, node, full_refresh, &mut ctes, &mut seen)?;
@@ -275,17 +359,25 @@ fn collect_ephemeral(
     seen: &mut BTreeSet<String>,
 ) -> Result<()> {
     for dep in &node.depends_on {
-        let Some(parent) = loaded.nodes.nodes.get(dep) else { continue };
-        if parent.kind != Kind::Model || parent.config.materialized() != "ephemeral" || !seen.insert(dep.clone()) {
+        let Some(parent) = loaded.nodes.nodes.get(dep) else {
+            continue;
+        };
+        if parent.kind != Kind::Model
+            || parent.config.materialized() != "ephemeral"
+            || !seen.insert(dep.clone())
+        {
             continue;
         }
         collect_ephemeral(loaded, resolver.clone(), parent, full_refresh, out, seen)?;
         let scope = scope_for(loaded, resolver.clone(), parent, false, full_refresh);
-        let sql = loaded.jinja.render(&parent.unique_id, &scope).map_err(|e| TransformError::Jinja {
-            file: parent.file.clone(),
-            line: e.line,
-            message: e.message,
-        })?;
+        let sql = loaded
+            .jinja
+            .render(&parent.unique_id, &scope)
+            .map_err(|e| TransformError::Jinja {
+                file: parent.file.clone(),
+                line: e.line,
+                message: e.message,
+            })?;
         out.push((format!("__dbt__cte__{}", parent.name), sql));
     }
     Ok(())
@@ -296,9 +388,14 @@ pub fn inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     if ctes.is_empty() {
         return sql.to_string();
     }
-    let defs: Vec<String> = ctes.iter().map(|(name, body)| format!("{name} as (\n{}\n)", body.trim())).collect();
+    let defs: Vec<String> = ctes
+        .iter()
+        .map(|(name, body)| format!("{name} as (\n{}\n)", body.trim()))
+        .collect();
     let trimmed = sql.trim_start();
-    let starts_with_with = trimmed.len() >= 5 && trimmed[..4].eq_ignore_ascii_case("with") && trimmed[4..].starts_with(char::is_whitespace);
+    let starts_with_with = trimmed.len() >= 5
+        && trimmed[..4].eq_ignore_ascii_case("with")
+        && trimmed[4..].starts_with(char::is_whitespace);
     if starts_with_with {
         format!("with {},\n{}", defs.join(",\n"), &trimmed[5..])
     } else {
@@ -306,7 +403,13 @@ pub fn inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     }
 }
 
-fn scope_for(loaded: &Loaded, resolver: Arc<WarehouseResolver>, node: &Node, incremental: bool, full_refresh: bool) -> Arc<Scope> {
+fn scope_for(
+    loaded: &Loaded,
+    resolver: Arc<WarehouseResolver>,
+    node: &Node,
+    incremental: bool,
+    full_refresh: bool,
+) -> Arc<Scope> {
     let rel = relation_of(node);
     let model = json!({
         "name": node.name, "unique_id": node.unique_id, "resource_type": node.kind.as_str(),
@@ -328,21 +431,39 @@ fn scope_for(loaded: &Loaded, resolver: Arc<WarehouseResolver>, node: &Node, inc
     )
 }
 
-async fn run_hook(loaded: &Arc<Loaded>, resolver: &Arc<WarehouseResolver>, node: &Node, hook: &str) -> Result<()> {
+async fn run_hook(
+    loaded: &Arc<Loaded>,
+    resolver: &Arc<WarehouseResolver>,
+    node: &Node,
+    hook: &str,
+) -> Result<()> {
     let sql = {
-        let (loaded, node, resolver, hook) = (loaded.clone(), node.clone(), resolver.clone(), hook.to_string());
+        let (loaded, node, resolver, hook) = (
+            loaded.clone(),
+            node.clone(),
+            resolver.clone(),
+            hook.to_string(),
+        );
         tokio::task::spawn_blocking(move || {
             let scope = scope_for(&loaded, resolver, &node, false, false);
             loaded
                 .jinja
                 .render_str(&format!("__hook__{}", node.unique_id), &hook, &scope)
-                .map_err(|e| TransformError::Jinja { file: node.file.clone(), line: e.line, message: format!("hook: {}", e.message) })
+                .map_err(|e| TransformError::Jinja {
+                    file: node.file.clone(),
+                    line: e.line,
+                    message: format!("hook: {}", e.message),
+                })
         })
         .await
         .map_err(|e| TransformError::Other(e.to_string()))??
     };
     if !sql.trim().is_empty() {
-        resolver.wh.execute(&sql).await.map_err(|e| sql_error(loaded, node, &sql, e.into()))?;
+        resolver
+            .wh
+            .execute(&sql)
+            .await
+            .map_err(|e| sql_error(loaded, node, &sql, e.into()))?;
     }
     Ok(())
 }
@@ -350,7 +471,10 @@ async fn run_hook(loaded: &Arc<Loaded>, resolver: &Arc<WarehouseResolver>, node:
 fn sql_error(loaded: &Loaded, node: &Node, sql: &str, e: TransformError) -> TransformError {
     let _ = loaded;
     match e {
-        TransformError::Warehouse(socle_warehouse::WarehouseError::Sql(s)) => {
+        TransformError::Warehouse(w) if matches!(*w, socle_warehouse::WarehouseError::Sql(_)) => {
+            let socle_warehouse::WarehouseError::Sql(s) = *w else {
+                unreachable!("matched above")
+            };
             let line = s.position.map_or(1, |(l, _)| l as usize);
             TransformError::Sql {
                 file: node.file.clone(),
@@ -364,7 +488,12 @@ fn sql_error(loaded: &Loaded, node: &Node, sql: &str, e: TransformError) -> Tran
 }
 
 fn write_compiled(loaded: &Loaded, node: &Node, sql: &str) {
-    let dir = loaded.root.root.join(&loaded.root.target_path).join("compiled").join(&node.package);
+    let dir = loaded
+        .root
+        .root
+        .join(&loaded.root.target_path)
+        .join("compiled")
+        .join(&node.package);
     let file = if node.test.is_some() {
         dir.join(&node.path).join(format!("{}.sql", node.name))
     } else {

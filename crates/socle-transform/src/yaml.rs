@@ -19,6 +19,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Value> {
     }
     serde_saphyr::from_str::<Value>(text).map_err(|e| {
         let config = socle_core::diag::ConfigError::from_yaml(file, &e);
-        TransformError::Config(config)
+        TransformError::Config(Box::new(config))
     })
 }

@@ -53,13 +53,18 @@ fn kinds(which: Which) -> BTreeSet<Kind> {
     }
 }
 
-async fn open(explicit: Option<PathBuf>, common: &Common) -> Result<(crate::context::Opened, Arc<Loaded>)> {
+async fn open(
+    explicit: Option<PathBuf>,
+    common: &Common,
+) -> Result<(crate::context::Opened, Arc<Loaded>)> {
     let opened = crate::context::open(explicit).await?;
     let cli_vars = match &common.vars {
-        Some(text) => match serde_saphyr::from_str::<serde_json::Value>(text).context("--vars is not YAML")? {
-            serde_json::Value::Object(map) => map,
-            _ => anyhow::bail!("--vars must be a mapping, such as '{{key: value}}'"),
-        },
+        Some(text) => {
+            match serde_saphyr::from_str::<serde_json::Value>(text).context("--vars is not YAML")? {
+                serde_json::Value::Object(map) => map,
+                _ => anyhow::bail!("--vars must be a mapping, such as '{{key: value}}'"),
+            }
+        }
         None => serde_json::Map::new(),
     };
     let options = LoadOptions {
@@ -79,7 +84,12 @@ struct Lines;
 
 fn describe(node: &Node) -> String {
     match node.kind {
-        Kind::Model => format!("sql {} model {}.{}", node.config.materialized(), node.schema, node.alias),
+        Kind::Model => format!(
+            "sql {} model {}.{}",
+            node.config.materialized(),
+            node.schema,
+            node.alias
+        ),
         Kind::Seed => format!("seed file {}.{}", node.schema, node.alias),
         Kind::Test => format!("test {}", node.name),
         Kind::Snapshot => format!("snapshot {}.{}", node.schema, node.alias),
@@ -102,8 +112,14 @@ impl Progress for Lines {
         let (word, tag) = match r.status {
             Status::Success => ("OK", format!("[OK in {secs:.2}s]")),
             Status::Pass => ("PASS", format!("[PASS in {secs:.2}s]")),
-            Status::Warn => ("WARN", format!("[WARN {} in {secs:.2}s]", r.failures.unwrap_or(0))),
-            Status::Fail => ("FAIL", format!("[FAIL {} in {secs:.2}s]", r.failures.unwrap_or(0))),
+            Status::Warn => (
+                "WARN",
+                format!("[WARN {} in {secs:.2}s]", r.failures.unwrap_or(0)),
+            ),
+            Status::Fail => (
+                "FAIL",
+                format!("[FAIL {} in {secs:.2}s]", r.failures.unwrap_or(0)),
+            ),
             Status::Error => ("ERROR", format!("[ERROR in {secs:.2}s]")),
             Status::Skipped => ("SKIP", "[SKIP]".to_string()),
         };
@@ -122,7 +138,13 @@ pub async fn run(explicit: Option<PathBuf>, which: Which, common: Common) -> Res
         fail_fast: common.fail_fast,
         compile_only: which == Which::Compile,
     };
-    let report = run_nodes(loaded.clone(), opened.warehouse.clone(), options, Arc::new(Lines)).await?;
+    let report = run_nodes(
+        loaded.clone(),
+        opened.warehouse.clone(),
+        options,
+        Arc::new(Lines),
+    )
+    .await?;
     if which == Which::Compile {
         for r in &report.results {
             if let Some(sql) = &r.compiled_sql
@@ -133,13 +155,31 @@ pub async fn run(explicit: Option<PathBuf>, which: Which, common: Common) -> Res
         }
     }
     println!();
-    let failures: Vec<&NodeResult> = report.results.iter().filter(|r| r.status.is_failure() || r.status == Status::Warn).collect();
+    let failures: Vec<&NodeResult> = report
+        .results
+        .iter()
+        .filter(|r| r.status.is_failure() || r.status == Status::Warn)
+        .collect();
     for r in &failures {
         let node = &loaded.nodes.nodes[&r.unique_id];
-        let label = if r.status == Status::Warn { "Warning" } else { "Failure" };
-        println!("{label} in {} {} ({})\n  {}\n", node.kind.as_str(), node.name, node.path, r.message.replace('\n', "\n  "));
+        let label = if r.status == Status::Warn {
+            "Warning"
+        } else {
+            "Failure"
+        };
+        println!(
+            "{label} in {} {} ({})\n  {}\n",
+            node.kind.as_str(),
+            node.name,
+            node.path,
+            r.message.replace('\n', "\n  ")
+        );
     }
-    println!("Finished running {} nodes in {:.2}s.", report.results.len(), report.elapsed.as_secs_f64());
+    println!(
+        "Finished running {} nodes in {:.2}s.",
+        report.results.len(),
+        report.elapsed.as_secs_f64()
+    );
     println!(
         "Done. PASS={} WARN={} ERROR={} SKIP={} TOTAL={}",
         report.count(Status::Success) + report.count(Status::Pass),
@@ -148,12 +188,18 @@ pub async fn run(explicit: Option<PathBuf>, which: Which, common: Common) -> Res
         report.count(Status::Skipped),
         report.results.len()
     );
-    Ok(if report.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `socle ls`: the selected nodes, one per line.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  socle ls\n  socle ls --select tag:daily\n  socle ls --resource-type model --output path")]
+#[command(
+    after_help = "Examples:\n  socle ls\n  socle ls --select tag:daily\n  socle ls --resource-type model --output path"
+)]
 pub struct LsArgs {
     #[command(flatten)]
     pub common: Common,
@@ -175,10 +221,19 @@ pub async fn ls(explicit: Option<PathBuf>, args: LsArgs) -> Result<ExitCode> {
     };
     let loaded = load(&project.root, &project.config.name, options)?;
     let graph = socle_transform::graph::Graph::new(&loaded.nodes);
-    let ids = socle_transform::graph::select(&loaded.nodes, &graph, &args.common.select, &args.common.exclude)?;
+    let ids = socle_transform::graph::select(
+        &loaded.nodes,
+        &graph,
+        &args.common.select,
+        &args.common.exclude,
+    )?;
     for id in ids {
         let node = &loaded.nodes.nodes[&id];
-        if args.resource_type.as_deref().is_some_and(|t| t != node.kind.as_str()) {
+        if args
+            .resource_type
+            .as_deref()
+            .is_some_and(|t| t != node.kind.as_str())
+        {
             continue;
         }
         match args.output.as_str() {

@@ -2,6 +2,7 @@
 
 mod common;
 mod crash;
+mod dbt;
 mod example;
 mod project;
 mod sql;

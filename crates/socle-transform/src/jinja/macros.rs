@@ -103,13 +103,13 @@ pub fn rewrite_source(src: &str) -> (String, Vec<String>) {
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
             stack.push(name);
-        } else if inner == "endmacro" || inner.starts_with("endmacro ") {
-            if let Some(name) = stack.pop() {
-                let close = if tag.ends_with("-%}") { "-%}" } else { "%}" };
-                out.push_str(&format!("{{% set {name} = __dbt_wrap({name}) {close}"));
-                if stack.is_empty() {
-                    top.push(name);
-                }
+        } else if (inner == "endmacro" || inner.starts_with("endmacro "))
+            && let Some(name) = stack.pop()
+        {
+            let close = if tag.ends_with("-%}") { "-%}" } else { "%}" };
+            out.push_str(&format!("{{% set {name} = __dbt_wrap({name}) {close}"));
+            if stack.is_empty() {
+                top.push(name);
             }
         }
         rest = &rest[end..];

@@ -318,7 +318,12 @@ impl Object for Exceptions {
 
 /// A map (keeping insertion order, as Python's dicts do) as a template value.
 pub fn map_value(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
-    Value::from(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect::<indexmap::IndexMap<Value, Value>>())
+    Value::from(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect::<indexmap::IndexMap<Value, Value>>(),
+    )
 }
 
 /// A JSON value (from YAML configs and vars) as a template value.

@@ -236,10 +236,10 @@ impl Object for Func {
             FuncKind::Config => {
                 let (positional, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
                 let mut captured = scope.captured.lock().expect("capture lock");
-                if let Some(map) = positional.filter(|v| !v.is_undefined() && !v.is_none()) {
-                    if let serde_json::Value::Object(m) = value_to_json(&map) {
-                        crate::config::merge(&mut captured.config, &m);
-                    }
+                if let Some(map) = positional.filter(|v| !v.is_undefined() && !v.is_none())
+                    && let serde_json::Value::Object(m) = value_to_json(&map)
+                {
+                    crate::config::merge(&mut captured.config, &m);
                 }
                 for key in kwargs.args() {
                     let v: Value = kwargs.get(key)?;
@@ -435,7 +435,10 @@ impl Object for Adapter {
                             map_value([
                                 ("name".to_string(), Value::from(name.clone())),
                                 ("column".to_string(), Value::from(name.clone())),
-                                ("quoted".to_string(), Value::from(crate::nodes::quote(&name))),
+                                (
+                                    "quoted".to_string(),
+                                    Value::from(crate::nodes::quote(&name)),
+                                ),
                                 ("data_type".to_string(), Value::from(dtype.clone())),
                                 ("dtype".to_string(), Value::from(dtype)),
                             ])

@@ -1,0 +1,2 @@
+{{ config(materialized='ephemeral') }}
+select id as customer_id, name from {{ ref('raw_customers') }}
