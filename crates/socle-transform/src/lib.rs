@@ -4,6 +4,7 @@
 //! [`jinja`] renders them with dbt's context; the DAG, selection and runner order and
 //! execute them; materializations turn compiled SQL into warehouse writes.
 
+pub mod artifacts;
 pub mod config;
 pub mod error;
 pub mod graph;
