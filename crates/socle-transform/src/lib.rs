@@ -16,6 +16,7 @@ pub mod project;
 pub mod resolver;
 pub mod run;
 pub mod schema;
+pub mod snapshot;
 mod yaml;
 
 pub use error::{Result, TransformError};

@@ -307,10 +307,7 @@ async fn execute(
     }
     let outcome = match node.kind {
         Kind::Test => materialize::test(wh, node, &sql).await,
-        Kind::Snapshot => Err(TransformError::Other(format!(
-            "{}: snapshots are not supported yet by socle",
-            node.path
-        ))),
+        Kind::Snapshot => crate::snapshot::run(wh, node, &rel, &sql).await,
         _ => materialize::model(wh, node, &rel, &sql, incremental).await,
     }
     .map_err(|e| sql_error(loaded, node, &sql, e))?;

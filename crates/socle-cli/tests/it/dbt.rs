@@ -194,3 +194,113 @@ fn errors_name_the_file_and_line() {
     assert!(!success);
     assert!(out.contains("broken.sql") && out.contains("nope"), "{out}");
 }
+
+#[test]
+fn incremental_models_and_snapshots_keep_history() {
+    let (_tmp, dir) = copy_project("incremental_snapshots");
+    let out = ok(&dir, &["build"]);
+    assert!(out.contains("ERROR=0 SKIP=0"), "{out}");
+    // New data arrives: event 2 is corrected, event 3 is new; user 2 is renamed, user 3 appears.
+    std::fs::write(
+        dir.join("seeds/raw_events.csv"),
+        "id,user_id,amount,updated_at\n1,1,10,2024-01-01 10:00:00\n2,2,25,2024-01-02 09:00:00\n3,3,30,2024-01-02 10:00:00\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("seeds/raw_users.csv"),
+        "id,name,updated_at\n1,Ana,2024-01-01 00:00:00\n2,Bea,2024-01-05 00:00:00\n3,Cy,2024-01-05 00:00:00\n",
+    )
+    .unwrap();
+    ok(&dir, &["build"]);
+    let events = ok(
+        &dir,
+        &[
+            "sql",
+            "select id, amount from main.events order by id",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        events, "id,amount\n1,10\n2,25\n3,30\n",
+        "merged on unique_key"
+    );
+    let log = ok(
+        &dir,
+        &[
+            "sql",
+            "select id, amount from main.events_log order by id",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        log, "id,amount\n1,10\n2,20\n3,30\n",
+        "appended only new ids"
+    );
+    let history = ok(
+        &dir,
+        &[
+            "sql",
+            "select id, name, cast(dbt_valid_from as varchar) as f, cast(dbt_valid_to as varchar) as t \
+                  from snapshots.users_history order by id, dbt_valid_from",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        history,
+        "id,name,f,t\n1,Ana,2024-01-01T00:00:00,\n2,Bo,2024-01-01T00:00:00,2024-01-05T00:00:00\n2,Bea,2024-01-05T00:00:00,\n3,Cy,2024-01-05T00:00:00,\n"
+    );
+    let names = ok(
+        &dir,
+        &[
+            "sql",
+            "select id, name, dbt_valid_to is null as current from snapshots.users_names order by id, dbt_valid_from",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        names,
+        "id,name,current\n1,Ana,true\n2,Bo,false\n2,Bea,true\n3,Cy,true\n"
+    );
+    // Nothing changed: another build adds no versions and no rows.
+    ok(&dir, &["build"]);
+    let count = ok(
+        &dir,
+        &[
+            "sql",
+            "select count(*) as n from snapshots.users_history",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(count, "n\n4\n");
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "sql",
+                "select count(*) as n from main.events_log",
+                "--format",
+                "csv"
+            ]
+        ),
+        "n\n3\n"
+    );
+    // --full-refresh rebuilds incremental models from scratch.
+    ok(&dir, &["build", "--full-refresh", "--select", "events_log"]);
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "sql",
+                "select count(*) as n from main.events_log",
+                "--format",
+                "csv"
+            ]
+        ),
+        "n\n3\n"
+    );
+}

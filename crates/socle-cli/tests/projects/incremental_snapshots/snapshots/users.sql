@@ -1,0 +1,9 @@
+{% snapshot users_history %}
+{{ config(target_schema='snapshots', unique_key='id', strategy='timestamp', updated_at='updated_at') }}
+select * from {{ ref('raw_users') }}
+{% endsnapshot %}
+
+{% snapshot users_names %}
+{{ config(target_schema='snapshots', unique_key='id', strategy='check', check_cols=['name']) }}
+select id, name from {{ ref('raw_users') }}
+{% endsnapshot %}
