@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
     max_term_width = 100
 )]
 #[command(
-    after_help = "Examples:\n  socle init shop && cd shop\n  socle check\n  socle sql \"select 42 as answer\"\n  socle --project examples/shop sql -f examples/shop/queries/revenue.sql"
+    after_help = "Examples:\n  socle init shop && cd shop\n  socle check\n  socle sql \"select 42 as answer\"\n  socle --project examples/shop build\n  socle --project examples/shop sql -f examples/shop/jobs/report.sql"
 )]
 pub struct Cli {
     /// Project folder (default: the nearest folder at or above the current one with a

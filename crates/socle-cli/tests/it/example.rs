@@ -26,18 +26,30 @@ fn shop_main_job_runs_twice_without_duplicates() {
     let shop = tmp.path().join("shop");
     copy_dir(&src, &shop);
     // Run from elsewhere with --project, as the README does.
-    let job = shop.join("jobs/main.sql");
-    let job = job.to_str().unwrap();
-    let first = ok(tmp.path(), &["--project", "shop", "sql", "-f", job]);
-    assert_eq!(first.matches("| 2024-").count(), 12, "{first}");
-    let second = ok(tmp.path(), &["--project", "shop", "sql", "-f", job]);
+    let first = ok(tmp.path(), &["--project", "shop", "build"]);
+    assert!(
+        first.contains("PASS=19 WARN=0 ERROR=0 SKIP=0 TOTAL=19"),
+        "{first}"
+    );
     let report = |s: &str| {
         s.lines()
             .filter(|l| l.starts_with("| 2024-"))
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
-    assert_eq!(report(&first), report(&second));
+    let job = shop.join("jobs/report.sql");
+    let before = ok(
+        tmp.path(),
+        &["--project", "shop", "sql", "-f", job.to_str().unwrap()],
+    );
+    assert_eq!(report(&before).len(), 12, "{before}");
+    let second = ok(tmp.path(), &["--project", "shop", "build"]);
+    assert!(second.contains("ERROR=0 SKIP=0"), "{second}");
+    let after = ok(
+        tmp.path(),
+        &["--project", "shop", "sql", "-f", job.to_str().unwrap()],
+    );
+    assert_eq!(report(&before), report(&after));
     let q = |sql: &str| ok(&shop, &["sql", sql, "--format", "csv"]);
     assert_eq!(
         q("SELECT count(*) AS n FROM marts.daily_revenue"),

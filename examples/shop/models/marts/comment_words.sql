@@ -1,0 +1,9 @@
+-- Word frequencies over order comments.
+SELECT word, COUNT(*) AS occurrences
+FROM (
+    SELECT unnest(SPLIT(regexp_replace(lower(comment), '[^a-zà-ÿ ]', ' ', 'g'), ' ')) AS word
+    FROM {{ ref('comments') }}
+    WHERE comment IS NOT NULL
+)
+WHERE length(word) >= {{ var('min_word_length') }}
+GROUP BY word
