@@ -102,6 +102,16 @@ fn package_files(p: &DbtProject) -> Files {
     walk(&p.root, &p.snapshot_paths, Kind::Snapshot, &mut files);
     walk(&p.root, &p.test_paths, Kind::Test, &mut files);
     walk(&p.root, &p.analysis_paths, Kind::Analysis, &mut files);
+    // Generic test definitions (`{% test %}` blocks) in the test paths are macros.
+    let generic = regex::Regex::new(r"\{%-?\s*test\s+[A-Za-z_]").expect("test block regex");
+    files.resources.retain(|(kind, _, path)| {
+        let is_definition = *kind == Kind::Test
+            && std::fs::read_to_string(path).is_ok_and(|text| generic.is_match(&text));
+        if is_definition {
+            files.macros.push(path.clone());
+        }
+        !is_definition
+    });
     for dir in &p.macro_paths {
         let mut found: Vec<PathBuf> = walkdir::WalkDir::new(p.root.join(dir))
             .into_iter()

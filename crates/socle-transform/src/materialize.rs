@@ -247,6 +247,17 @@ pub async fn test(wh: &Warehouse, node: &Node, sql: &str) -> Result<Outcome> {
         .and_then(|v| v.as_u64())
         .map(|n| format!("\nlimit {n}"))
         .unwrap_or_default();
+    if node.config.bool("store_failures").unwrap_or(false) {
+        // Failing rows are kept in `<schema>_dbt_test__audit.<test name>`, as dbt does.
+        let audit = format!("{}_dbt_test__audit", node.schema);
+        ensure_schema(wh, &audit).await?;
+        wh.execute(&format!(
+            "CREATE OR REPLACE TABLE {}.{} AS\n{sql}{limit}",
+            quote(&audit),
+            quote(&node.alias)
+        ))
+        .await?;
+    }
     let count_sql =
         format!("select count(*) as failures from (\n{sql}{limit}\n) dbt_internal_test");
     let batches = wh.query(&count_sql).await?;

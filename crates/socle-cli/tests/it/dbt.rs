@@ -36,9 +36,25 @@ fn build_runs_seeds_models_and_tests_in_order() {
     let (_tmp, dir) = copy_project("macros_dispatch");
     let out = ok(&dir, &["build"]);
     assert!(
-        out.contains("Done. PASS=10 WARN=1 ERROR=0 SKIP=0 TOTAL=11"),
+        out.contains("Done. PASS=12 WARN=1 ERROR=0 SKIP=0 TOTAL=13"),
         "{out}"
     );
+    // A custom generic test from a `{% test %}` block.
+    assert!(
+        out.contains("PASS test is_positive_stg_orders_amount_cents"),
+        "{out}"
+    );
+    // store_failures keeps the failing rows (none here) in the audit schema.
+    let stored = ok(
+        &dir,
+        &[
+            "sql",
+            "select count(*) as n from main_dbt_test__audit.amount_cents_is_not_negative",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(stored, "n\n0\n");
     assert!(
         out.contains("WARN test accepted_values_stg_orders_status__placed__shipped"),
         "{out}"

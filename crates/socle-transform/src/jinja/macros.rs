@@ -69,6 +69,8 @@ pub fn wrap(m: Value) -> Value {
 /// so line numbers stay true) and rewrites `{% set x = [] %}`-style literals into mutable
 /// lists and dicts. Returns the new source and the names of the top-level macros.
 pub fn rewrite_source(src: &str) -> (String, Vec<String>) {
+    let tests = test_blocks_as_macros(src);
+    let src = tests.as_str();
     let mut out = String::with_capacity(src.len() + 64);
     let mut stack: Vec<String> = Vec::new();
     let mut top = Vec::new();
@@ -116,6 +118,20 @@ pub fn rewrite_source(src: &str) -> (String, Vec<String>) {
     }
     out.push_str(rest);
     (out, top)
+}
+
+/// `{% test name(model, column_name) %}...{% endtest %}` is a macro `test_name`.
+fn test_blocks_as_macros(src: &str) -> String {
+    if !src.contains("test") {
+        return src.to_string();
+    }
+    let open =
+        regex::Regex::new(r"\{%(-?)(\s*)test\s+([A-Za-z_][A-Za-z0-9_]*)").expect("test regex");
+    let close = regex::Regex::new(r"\{%(-?)(\s*)endtest(\s*)(-?)%\}").expect("endtest regex");
+    let out = open.replace_all(src, "{%${1}${2}macro test_${3}");
+    close
+        .replace_all(&out, "{%${1}${2}endmacro${3}${4}%}")
+        .into_owned()
 }
 
 /// `{% set x = [..] %}` / `{% set x = {..} %}`: Jinja in Python lets templates append to
