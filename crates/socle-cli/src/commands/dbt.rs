@@ -138,6 +138,8 @@ pub async fn run(explicit: Option<PathBuf>, which: Which, common: Common) -> Res
         fail_fast: common.fail_fast,
         compile_only: which == Which::Compile,
     };
+    let invocation = socle_transform::artifacts::invocation_id();
+    socle_transform::artifacts::write_manifest(&loaded, &invocation)?;
     let report = run_nodes(
         loaded.clone(),
         opened.warehouse.clone(),
@@ -145,6 +147,8 @@ pub async fn run(explicit: Option<PathBuf>, which: Which, common: Common) -> Res
         Arc::new(Lines),
     )
     .await?;
+    let command = format!("{which:?}").to_lowercase();
+    socle_transform::artifacts::write_run_results(&loaded, &report, &invocation, &command)?;
     if which == Which::Compile {
         for r in &report.results {
             if let Some(sql) = &r.compiled_sql

@@ -88,6 +88,26 @@ fn build_runs_seeds_models_and_tests_in_order() {
         dir.join("target/compiled/macros_dispatch/models/marts/customer_totals.sql")
             .exists()
     );
+    // dbt's artifacts, readable by tools that read dbt's.
+    let read_json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("target").join(name)).unwrap())
+            .unwrap()
+    };
+    let results = read_json("run_results.json");
+    assert_eq!(results["results"].as_array().unwrap().len(), 13);
+    let manifest = read_json("manifest.json");
+    let totals = &manifest["nodes"]["model.macros_dispatch.customer_totals"];
+    assert_eq!(
+        totals["depends_on"]["nodes"],
+        serde_json::json!([
+            "model.macros_dispatch.stg_customers",
+            "model.macros_dispatch.stg_orders"
+        ])
+    );
+    assert_eq!(
+        manifest["child_map"]["seed.macros_dispatch.raw_orders"],
+        serde_json::json!(["model.macros_dispatch.stg_orders"])
+    );
     // A second build gives the same rows.
     ok(&dir, &["build"]);
     assert_eq!(ok(&dir, &["sql", TOTALS, "--format", "csv"]), expected);
