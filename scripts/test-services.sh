@@ -2,7 +2,8 @@
 # Installs and starts what socle's tests need, on a fresh Debian machine or a developer's:
 #   - PostgreSQL (a private cluster on 127.0.0.1:55432, user `socle`, trust auth)
 #   - Python packages: deltalake + pyarrow (reading socle tables from another tool),
-#     moto[server] (an S3-compatible server on loopback)
+#     moto[server] (an S3-compatible server on loopback), dbt-core + dbt-duckdb 1.10 (the
+#     reference that socle's dbt runs are compared with)
 # Source it (`. scripts/test-services.sh`) to get SOCLE_TEST_POSTGRES_URL exported.
 # Idempotent: a second run finds everything in place and returns in a second.
 set -euo pipefail
@@ -52,4 +53,9 @@ if ! python3 -c "import deltalake, pyarrow, moto.server, flask_cors" 2>/dev/null
     echo "installing Python test packages (deltalake, pyarrow, moto[server])..." >&2
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         "deltalake==1.6.6" "pyarrow>=15" "moto[server]>=5.0" >&2
+fi
+if ! command -v dbt >/dev/null || ! python3 -c "import dbt.adapters.duckdb" 2>/dev/null; then
+    echo "installing dbt-core and dbt-duckdb 1.10 (reference for dbt compatibility tests)..." >&2
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        "dbt-core==1.10.*" "dbt-duckdb==1.10.*" >&2
 fi

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 
 /// A copy of a test project in a temporary folder.
-fn copy_project(name: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn copy_project(name: &str) -> (tempfile::TempDir, PathBuf) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/projects")
         .join(name);

@@ -3,6 +3,7 @@
 mod common;
 mod crash;
 mod dbt;
+mod dbt_compat;
 mod example;
 mod project;
 mod sql;
