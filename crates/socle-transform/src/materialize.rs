@@ -15,8 +15,7 @@ pub async fn exists(wh: &Warehouse, schema: &str, name: &str) -> Result<bool> {
 }
 
 async fn kind_of(wh: &Warehouse, schema: &str, name: &str) -> Result<Option<&'static str>> {
-    let rels = wh.list_relations(Some(schema)).await?;
-    Ok(rels.into_iter().find(|r| r.name == name).map(|r| r.kind))
+    Ok(wh.relation_kind(&format!("{schema}.{name}")).await?)
 }
 
 fn done(message: String) -> Outcome {

@@ -91,18 +91,16 @@ impl Resolver for WarehouseResolver {
     }
 
     fn get_relation(&self, schema: &str, identifier: &str) -> Option<Relation> {
-        let rels = self
+        let kind = self
             .handle
-            .block_on(self.wh.list_relations(Some(schema)))
-            .ok()?;
-        rels.into_iter()
-            .find(|r| r.name.eq_ignore_ascii_case(identifier))
-            .map(|r| Relation {
-                database: "socle".into(),
-                schema: r.schema,
-                identifier: r.name,
-                kind: r.kind.to_string(),
-            })
+            .block_on(self.wh.relation_kind(&format!("{schema}.{identifier}")))
+            .ok()??;
+        Some(Relation {
+            database: "socle".into(),
+            schema: schema.to_ascii_lowercase(),
+            identifier: identifier.to_ascii_lowercase(),
+            kind: kind.to_string(),
+        })
     }
 
     fn columns(&self, relation: &Relation) -> Result<Vec<(String, String)>, String> {

@@ -119,13 +119,21 @@ pub async fn run(
         })
         .collect();
     let total = todo.len();
-    let todo_set: BTreeSet<String> = todo.iter().cloned().collect();
-    let nodes = Arc::new(loaded.nodes.clone());
     let resolver = Arc::new(WarehouseResolver {
         wh: wh.clone(),
         handle: tokio::runtime::Handle::current(),
-        nodes: nodes.clone(),
+        nodes: Arc::new(loaded.nodes.clone()),
     });
+    if !options.compile_only {
+        project_hooks(
+            &loaded,
+            &resolver,
+            &loaded.root.on_run_start,
+            "on-run-start",
+        )
+        .await?;
+    }
+    let todo_set: BTreeSet<String> = todo.iter().cloned().collect();
     let mut done: BTreeMap<String, Status> = BTreeMap::new();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut pending: Vec<String> = todo;
@@ -218,10 +226,59 @@ pub async fn run(
             });
         }
     }
+    if !options.compile_only {
+        project_hooks(&loaded, &resolver, &loaded.root.on_run_end, "on-run-end").await?;
+    }
     Ok(RunReport {
         results,
         elapsed: started.elapsed(),
     })
+}
+
+/// `on-run-start` / `on-run-end` of dbt_project.yml: rendered in the root project's scope
+/// and run in order.
+async fn project_hooks(
+    loaded: &Arc<Loaded>,
+    resolver: &Arc<WarehouseResolver>,
+    hooks: &[String],
+    which: &str,
+) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        let sql = {
+            let (task_loaded, resolver, hook) = (loaded.clone(), resolver.clone(), hook.clone());
+            let name = format!("__{which}__{i}");
+            tokio::task::spawn_blocking(move || {
+                let scope = Scope::new(
+                    &task_loaded.root.name,
+                    true,
+                    None,
+                    false,
+                    serde_json::Map::new(),
+                    json!({"name": name, "resource_type": "operation"}),
+                    task_loaded.target(),
+                    task_loaded.vars(),
+                    false,
+                    resolver,
+                );
+                task_loaded.jinja.render_str(&name, &hook, &scope)
+            })
+            .await
+            .map_err(|e| TransformError::Other(e.to_string()))?
+            .map_err(|e| TransformError::Jinja {
+                file: loaded.root.root.join("dbt_project.yml"),
+                line: 0,
+                message: format!("{which} hook {}: {}", i + 1, e.message),
+            })?
+        };
+        if !sql.trim().is_empty() {
+            resolver
+                .wh
+                .execute(&sql)
+                .await
+                .map_err(|e| TransformError::Other(format!("{which} hook {}: {e}", i + 1)))?;
+        }
+    }
+    Ok(())
 }
 
 fn short(id: &str) -> &str {

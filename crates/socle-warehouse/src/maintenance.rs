@@ -83,6 +83,22 @@ impl Warehouse {
         Ok(self.shared.schema_names())
     }
 
+    /// Whether `name` is a `"table"`, a `"view"` or nothing, looking at that relation only
+    /// (cheaper than [`list_relations`](Self::list_relations), which opens every table).
+    pub async fn relation_kind(&self, name: &str) -> Result<Option<&'static str>> {
+        let rel = RelName::parse(name, self.default_schema())?;
+        if self
+            .shared
+            .meta
+            .get_view(&rel.schema, &rel.name)
+            .await?
+            .is_some()
+        {
+            return Ok(Some("view"));
+        }
+        Ok(self.shared.open_table(&rel, None).await?.map(|_| "table"))
+    }
+
     /// Tables and views, optionally of one schema, sorted.
     pub async fn list_relations(&self, schema: Option<&str>) -> Result<Vec<RelationInfo>> {
         self.refresh().await?;

@@ -108,6 +108,17 @@ fn build_runs_seeds_models_and_tests_in_order() {
         manifest["child_map"]["seed.macros_dispatch.raw_orders"],
         serde_json::json!(["model.macros_dispatch.stg_orders"])
     );
+    // on-run-start / on-run-end hooks ran.
+    let audit = ok(
+        &dir,
+        &[
+            "sql",
+            "select target_name, min_amount from audit.last_run",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(audit, "target_name,min_amount\ndev,0\n");
     // A second build gives the same rows.
     ok(&dir, &["build"]);
     assert_eq!(ok(&dir, &["sql", TOTALS, "--format", "csv"]), expected);
