@@ -53,17 +53,9 @@ pub async fn model(
                 .await?;
             Ok(done(format!("CREATE VIEW {target}")))
         }
-        "table" => {
-            if existing == Some("view") {
-                wh.execute(&format!("DROP VIEW {target}")).await?;
-            }
-            let out = wh
-                .execute(&format!("CREATE OR REPLACE TABLE {target} AS\n{sql}"))
-                .await?;
-            Ok(done(summary(out, &target)))
-        }
         "incremental" if incremental => incremental_load(wh, node, rel, sql).await,
-        "incremental" => {
+        // A table, or an incremental model's first (or full-refresh) build.
+        "table" | "incremental" => {
             if existing == Some("view") {
                 wh.execute(&format!("DROP VIEW {target}")).await?;
             }

@@ -133,21 +133,9 @@ impl DbtProject {
                 }
             }
         }
-        p.on_run_start = string_list(map.get("on-run-start"));
-        p.on_run_end = string_list(map.get("on-run-end"));
+        p.on_run_start = crate::config::list_of_strings(map.get("on-run-start"));
+        p.on_run_end = crate::config::list_of_strings(map.get("on-run-end"));
         Ok(p)
-    }
-}
-
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
