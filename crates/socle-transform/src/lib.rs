@@ -6,9 +6,11 @@
 
 pub mod artifacts;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod graph;
 pub mod jinja;
+pub mod lineage;
 pub mod loader;
 pub mod materialize;
 pub mod nodes;

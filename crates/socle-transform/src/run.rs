@@ -134,6 +134,12 @@ pub async fn run(
         .await?;
     }
     let todo_set: BTreeSet<String> = todo.iter().cloned().collect();
+    // Each node's nearest executed ancestors, computed once (the scheduler looks at the
+    // pending nodes after every completion).
+    let parents_of: BTreeMap<String, Vec<String>> = todo
+        .iter()
+        .map(|id| (id.clone(), upstream_in(&loaded, id, &todo_set)))
+        .collect();
     let mut done: BTreeMap<String, Status> = BTreeMap::new();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut pending: Vec<String> = todo;
@@ -145,13 +151,12 @@ pub async fn run(
         // Start every node whose executed parents are done.
         let mut i = 0;
         while i < pending.len() && running.len() < options.threads.max(1) && !stop {
-            let id = pending[i].clone();
-            let parents = upstream_in(&loaded, &id, &todo_set);
+            let parents = &parents_of[&pending[i]];
             if parents.iter().any(|p| !done.contains_key(p)) {
                 i += 1;
                 continue;
             }
-            pending.remove(i);
+            let id = pending.remove(i);
             let node = loaded.nodes.nodes[&id].clone();
             index += 1;
             if let Some(bad) = parents

@@ -85,6 +85,32 @@ impl Shared {
         Ok(())
     }
 
+    /// Records that `schema.name` now exists (or no longer does) without re-listing the
+    /// lake: statements that create or drop one relation keep the name cache current this
+    /// way, which matters when a build creates hundreds of them.
+    pub fn note(&self, schema: &str, name: Option<&str>, present: bool) {
+        let mut names = self.names.write().expect("names lock");
+        match (name, present) {
+            (Some(name), true) => {
+                names
+                    .entry(schema.to_string())
+                    .or_default()
+                    .insert(name.to_string());
+            }
+            (Some(name), false) => {
+                if let Some(set) = names.get_mut(schema) {
+                    set.remove(name);
+                }
+            }
+            (None, true) => {
+                names.entry(schema.to_string()).or_default();
+            }
+            (None, false) => {
+                names.remove(schema);
+            }
+        }
+    }
+
     pub fn schema_names(&self) -> Vec<String> {
         self.names
             .read()

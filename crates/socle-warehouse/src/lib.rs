@@ -199,6 +199,20 @@ impl Warehouse {
         Ok(out)
     }
 
+    /// The logical plan of one query, names resolved and nothing optimized or run: views
+    /// stay scans of their names, CTEs stay aliased sub-plans (what column lineage needs).
+    pub async fn logical_plan(&self, sql: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
+        let mut prepared = self.parse(sql)?;
+        let Some(one) = prepared.pop().filter(|_| prepared.is_empty()) else {
+            return Err(WarehouseError::sql("expected a single query", sql, None));
+        };
+        self.ctx
+            .state()
+            .statement_to_plan(one.statement)
+            .await
+            .map_err(|e| WarehouseError::from_datafusion(e, sql))
+    }
+
     /// Runs a single query and collects its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
         let mut results = self.execute(sql).await?;

@@ -279,7 +279,7 @@ impl Warehouse {
                 report
             }
         };
-        self.refresh().await?;
+        self.shared.note(&rel.schema, Some(&rel.name), true);
         Ok(LoadReport {
             mode: mode.name(),
             ..report

@@ -343,7 +343,7 @@ impl Warehouse {
     pub async fn drop_relation(&self, name: &str, if_exists: bool) -> Result<bool> {
         let rel = RelName::parse(name, self.default_schema())?;
         if self.shared.meta.drop_view(&rel.schema, &rel.name).await? {
-            self.refresh().await?;
+            self.shared.note(&rel.schema, Some(&rel.name), false);
             return Ok(true);
         }
         if self.shared.open_table(&rel, None).await?.is_none() {
@@ -359,7 +359,7 @@ impl Warehouse {
             .delete_prefix(&format!("{}_delta_log/", rel.lake_path()))
             .await?;
         self.shared.lake.delete_prefix(&rel.lake_path()).await?;
-        self.refresh().await?;
+        self.shared.note(&rel.schema, Some(&rel.name), false);
         Ok(true)
     }
 

@@ -79,7 +79,10 @@ pub(crate) async fn run(wh: &Warehouse, prepared: Prepared) -> Result<Outcome> {
                 };
                 let name = object_name(name);
                 RelName::parse(&format!("{name}.x"), wh.default_schema())?;
-                let existed = wh.list_schemas().await?.contains(&name);
+                // The name cache is current for this process; re-list only on a miss
+                // (another process may have made it).
+                let existed = wh.shared.schema_names().contains(&name)
+                    || wh.list_schemas().await?.contains(&name);
                 if existed && !*if_not_exists {
                     return Err(WarehouseError::Exists {
                         kind: "schema",
@@ -87,8 +90,10 @@ pub(crate) async fn run(wh: &Warehouse, prepared: Prepared) -> Result<Outcome> {
                         hint: "",
                     });
                 }
-                wh.shared.meta.create_schema(&name).await?;
-                wh.refresh().await?;
+                if !existed {
+                    wh.shared.meta.create_schema(&name).await?;
+                }
+                wh.shared.note(&name, None, true);
                 return Ok(Outcome::Done(if existed {
                     format!("schema {name} exists")
                 } else {
@@ -214,7 +219,7 @@ async fn create_view(
         .meta
         .put_view(&rel.schema, &rel.name, query)
         .await?;
-    wh.refresh().await?;
+    wh.shared.note(&rel.schema, Some(&rel.name), true);
     Ok(Outcome::Done(format!(
         "{} VIEW {rel}",
         if existing.is_some() {
@@ -296,7 +301,7 @@ async fn create_table_as(
     let df = DataFrame::new(wh.ctx.state(), plan);
     let report =
         crate::load::write_dataframe(wh, rel, existing, df, SaveMode::Overwrite, true).await?;
-    wh.refresh().await?;
+    wh.shared.note(&rel.schema, Some(&rel.name), true);
     Ok(Outcome::Done(format!(
         "{} TABLE {rel}: {} rows, version {}",
         if report.version > 0 {

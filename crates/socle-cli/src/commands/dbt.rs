@@ -53,7 +53,7 @@ fn kinds(which: Which) -> BTreeSet<Kind> {
     }
 }
 
-async fn open(
+pub(crate) async fn open(
     explicit: Option<PathBuf>,
     common: &Common,
 ) -> Result<(crate::context::Opened, Arc<Loaded>)> {

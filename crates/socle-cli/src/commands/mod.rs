@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod dbt;
+pub mod docs;
 pub mod init;
 pub mod load;
 pub mod sql;
@@ -25,5 +26,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(c) => dbt::run(project, dbt::Which::Test, c).await,
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,
         Command::Ls(args) => dbt::ls(project, args).await,
+        Command::Docs(args) => docs::run(project, args).await,
     }
 }

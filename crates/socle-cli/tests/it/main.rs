@@ -4,6 +4,7 @@ mod common;
 mod crash;
 mod dbt;
 mod dbt_compat;
+mod docs;
 mod example;
 mod project;
 mod sql;
