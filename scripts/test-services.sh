@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what socle's tests need, on a fresh Debian machine or a developer's:
 #   - PostgreSQL (a private cluster on 127.0.0.1:55432, user `socle`, trust auth)
+#   - Chromium (headless, to check that the `socle docs` site renders)
 #   - Python packages: deltalake + pyarrow (reading socle tables from another tool),
 #     moto[server] (an S3-compatible server on loopback), dbt-core + dbt-duckdb 1.10 (the
 #     reference that socle's dbt runs are compared with)
@@ -44,6 +45,12 @@ if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$SOCLE_PG_PORT"; then
     echo "started PostgreSQL on 127.0.0.1:$SOCLE_PG_PORT" >&2
 fi
 export SOCLE_TEST_POSTGRES_URL="postgres://socle@127.0.0.1:$SOCLE_PG_PORT/postgres"
+
+# --- Chromium (renders the docs site in tests) ----------------------------------------
+if ! command -v chromium >/dev/null; then
+    echo "installing Chromium from Debian's packages..." >&2
+    apt_install chromium
+fi
 
 # --- Python packages --------------------------------------------------------------------
 if ! command -v python3 >/dev/null; then
