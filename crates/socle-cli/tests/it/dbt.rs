@@ -36,7 +36,7 @@ fn build_runs_seeds_models_and_tests_in_order() {
     let (_tmp, dir) = copy_project("macros_dispatch");
     let out = ok(&dir, &["build"]);
     assert!(
-        out.contains("Done. PASS=12 WARN=1 ERROR=0 SKIP=0 TOTAL=13"),
+        out.contains("Done. PASS=13 WARN=1 ERROR=0 SKIP=0 TOTAL=14"),
         "{out}"
     );
     // A custom generic test from a `{% test %}` block.
@@ -94,7 +94,7 @@ fn build_runs_seeds_models_and_tests_in_order() {
             .unwrap()
     };
     let results = read_json("run_results.json");
-    assert_eq!(results["results"].as_array().unwrap().len(), 13);
+    assert_eq!(results["results"].as_array().unwrap().len(), 14);
     let manifest = read_json("manifest.json");
     let totals = &manifest["nodes"]["model.macros_dispatch.customer_totals"];
     assert_eq!(
@@ -106,7 +106,10 @@ fn build_runs_seeds_models_and_tests_in_order() {
     );
     assert_eq!(
         manifest["child_map"]["seed.macros_dispatch.raw_orders"],
-        serde_json::json!(["model.macros_dispatch.stg_orders"])
+        serde_json::json!([
+            "model.macros_dispatch.order_labels",
+            "model.macros_dispatch.stg_orders"
+        ])
     );
     // on-run-start / on-run-end hooks ran.
     let audit = ok(
@@ -179,7 +182,7 @@ fn selection_and_ls() {
     ok(&dir, &["seed"]);
     let out = ok(&dir, &["run"]);
     assert!(
-        out.contains("PASS=3 WARN=0 ERROR=0 SKIP=0 TOTAL=3"),
+        out.contains("PASS=4 WARN=0 ERROR=0 SKIP=0 TOTAL=4"),
         "{out}"
     );
     let out = ok(&dir, &["test", "--select", "customer_totals"]);

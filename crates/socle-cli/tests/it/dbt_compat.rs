@@ -146,7 +146,7 @@ fn compare(project: &str, skip_columns: &[&str], tables: usize) {
 
 #[test]
 fn macros_and_dispatch_match_dbt_duckdb() {
-    compare("macros_dispatch", &[], 6);
+    compare("macros_dispatch", &[], 7);
 }
 
 #[test]
@@ -162,4 +162,11 @@ fn incremental_and_snapshots_match_dbt_duckdb() {
         ],
         6,
     );
+}
+
+#[test]
+fn classic_project_with_views_loops_and_docs_matches_dbt_duckdb() {
+    // Seeds, staging views, an ephemeral model, marts tables, a Jinja loop building a
+    // UNION ALL, `* EXCEPT`, window functions, relationship tests and a docs block.
+    compare("lineage", &[], 5);
 }

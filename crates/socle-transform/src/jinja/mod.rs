@@ -3,6 +3,7 @@
 //! rendering with errors that name the file and line.
 
 pub mod macros;
+mod modules;
 pub mod objects;
 mod scope;
 
@@ -259,6 +260,8 @@ fn add_globals(
         Value::from("")
     });
     env.add_global("exceptions", Value::from_object(Exceptions));
+    env.add_global("modules", modules::modules());
+    env.add_global("api", Value::from_object(objects::Api));
     env.add_global("project_name", Value::from(root.to_string()));
     env.add_global("__vars", json_to_value(&serde_json::Value::Object(vars)));
     // Bare macro names of every package resolve through the search path at call time;

@@ -21,6 +21,9 @@ impl Relation {
         if self.kind == "cte" {
             return self.identifier.clone();
         }
+        if self.schema.is_empty() {
+            return crate::nodes::quote(&self.identifier);
+        }
         format!(
             "{}.{}",
             crate::nodes::quote(&self.schema),
@@ -393,5 +396,44 @@ impl Object for QueryColumn {
                 format!("column has no method `{method}`"),
             )),
         }
+    }
+}
+
+/// `api.Relation.create(database=, schema=, identifier=, type=)`, as packages build
+/// relations by hand.
+#[derive(Debug)]
+pub struct Api;
+
+impl Object for Api {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        (key.as_str()? == "Relation").then(|| Value::from_object(RelationClass))
+    }
+}
+
+#[derive(Debug)]
+struct RelationClass;
+
+impl Object for RelationClass {
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        if method != "create" {
+            return Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("api.Relation has no method `{method}` (socle knows `create`)"),
+            ));
+        }
+        let (kwargs,): (Kwargs,) = from_args(args)?;
+        let text = |k: &str| -> Result<Option<String>, Error> { kwargs.get::<Option<String>>(k) };
+        let relation = Relation {
+            database: text("database")?.unwrap_or_else(|| "socle".into()),
+            schema: text("schema")?.unwrap_or_default(),
+            identifier: text("identifier")?.unwrap_or_default(),
+            kind: text("type")?.unwrap_or_else(|| "table".into()),
+        };
+        Ok(Value::from_object(relation))
     }
 }
