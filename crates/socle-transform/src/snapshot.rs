@@ -4,7 +4,9 @@
 //! versions, in one merge commit on `dbt_scd_id`.
 //!
 //! Strategies: `timestamp` (a row changed when its `updated_at` is newer) and `check`
-//! (a row changed when one of `check_cols`, or all columns, differs).
+//! (a row changed when one of `check_cols`, or all columns, differs). Rows deleted from
+//! the source are ignored, closed (`hard_deletes: invalidate`) or closed and followed by a
+//! deletion record with `dbt_is_deleted = 'True'` (`hard_deletes: new_record`), as dbt 1.9.
 
 use socle_warehouse::{Outcome as WhOutcome, Warehouse, WriteMode};
 
@@ -24,12 +26,45 @@ fn err(node: &Node, msg: impl std::fmt::Display) -> TransformError {
     TransformError::Other(format!("{}: snapshot `{}`: {msg}", node.path, node.name))
 }
 
+/// `hard_deletes` (dbt 1.9: `ignore`, `invalidate`, `new_record`), or the older
+/// `invalidate_hard_deletes: true`.
+fn hard_deletes(node: &Node) -> Result<&'static str> {
+    match node.config.get("hard_deletes") {
+        None | Some(serde_json::Value::Null) => Ok(
+            if node
+                .config
+                .get("invalidate_hard_deletes")
+                .is_some_and(|v| v == &serde_json::Value::Bool(true))
+            {
+                "invalidate"
+            } else {
+                "ignore"
+            },
+        ),
+        Some(serde_json::Value::String(s)) => match s.as_str() {
+            "ignore" => Ok("ignore"),
+            "invalidate" => Ok("invalidate"),
+            "new_record" => Ok("new_record"),
+            other => Err(err(
+                node,
+                format!("hard_deletes `{other}` is not one of ignore, invalidate, new_record"),
+            )),
+        },
+        Some(other) => Err(err(
+            node,
+            format!("hard_deletes must be ignore, invalidate or new_record, not {other}"),
+        )),
+    }
+}
+
 pub async fn run(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str) -> Result<Outcome> {
     let keys = node.config.unique_key();
     if keys.is_empty() {
         return Err(err(node, "set `unique_key` in its config"));
     }
     let strategy = node.config.str("strategy").unwrap_or("timestamp");
+    let hard_deletes = hard_deletes(node)?;
+    let new_record = hard_deletes == "new_record";
     wh.execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
         quote(&rel.schema)
@@ -87,9 +122,14 @@ pub async fn run(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str) -> Resu
     let target = format!("{}.{}", quote(&rel.schema), quote(&rel.identifier));
     let exists = crate::materialize::exists(wh, &rel.schema, &rel.identifier).await?;
     if !exists {
+        let deleted = if new_record {
+            ", 'False' AS dbt_is_deleted"
+        } else {
+            ""
+        };
         let create = format!(
             "CREATE TABLE {target} AS SELECT {src_cols}, {scd_id} AS dbt_scd_id, {updated} AS dbt_updated_at, \
-             {updated} AS dbt_valid_from, CAST(NULL AS TIMESTAMP) AS dbt_valid_to FROM ({sql}) src"
+             {updated} AS dbt_valid_from, CAST(NULL AS TIMESTAMP) AS dbt_valid_to{deleted} FROM ({sql}) src"
         );
         wh.execute(&create).await?;
         return Ok(Outcome {
@@ -132,15 +172,63 @@ pub async fn run(wh: &Warehouse, node: &Node, rel: &Relation, sql: &str) -> Resu
         .collect::<Vec<_>>()
         .join(", ");
     let first_key = quote(&keys[0]);
-    let staging = format!(
+    // With `new_record`, a key whose current version is a deletion record counts as changed
+    // when it comes back (dbt's rule). A snapshot made before the setting lacks the column.
+    let has_deleted_col = new_record
+        && wh
+            .describe(&format!("{}.{}", rel.schema, rel.identifier))
+            .await?
+            .columns
+            .iter()
+            .any(|c| c.name == "dbt_is_deleted");
+    let cur_deleted = if has_deleted_col {
+        "COALESCE(cur.dbt_is_deleted, 'False')"
+    } else {
+        "'False'"
+    };
+    let changed = if new_record {
+        format!("({changed}) OR {cur_deleted} = 'True'")
+    } else {
+        changed
+    };
+    let (keep_deleted, new_deleted) = if new_record {
+        (
+            format!(", {cur_deleted} AS dbt_is_deleted"),
+            ", 'False' AS dbt_is_deleted",
+        )
+    } else {
+        (String::new(), "")
+    };
+    let mut staging = format!(
         "WITH src AS ({sql}), cur AS (SELECT * FROM {target} WHERE dbt_valid_to IS NULL) \
-         SELECT {cur_cols}, cur.dbt_scd_id, cur.dbt_updated_at, cur.dbt_valid_from, {updated} AS dbt_valid_to \
+         SELECT {cur_cols}, cur.dbt_scd_id, cur.dbt_updated_at, cur.dbt_valid_from, {updated} AS dbt_valid_to{keep_deleted} \
          FROM src JOIN cur ON {join} WHERE {changed} \
          UNION ALL \
          SELECT {src_cols}, {scd_id} AS dbt_scd_id, {updated} AS dbt_updated_at, {updated} AS dbt_valid_from, \
-                CAST(NULL AS TIMESTAMP) AS dbt_valid_to \
+                CAST(NULL AS TIMESTAMP) AS dbt_valid_to{new_deleted} \
          FROM src LEFT JOIN cur ON {join} WHERE cur.{first_key} IS NULL OR ({changed})"
     );
+    if hard_deletes != "ignore" {
+        // Keys gone from the source: close their current version (unless it already is a
+        // deletion record) and, with `new_record`, insert a deletion record.
+        let gone = format!(
+            "FROM cur LEFT JOIN src ON {join} WHERE src.{first_key} IS NULL AND NOT ({cur_deleted} = 'True')"
+        );
+        staging.push_str(&format!(
+            " UNION ALL SELECT {cur_cols}, cur.dbt_scd_id, cur.dbt_updated_at, cur.dbt_valid_from, \
+             {now_ts} AS dbt_valid_to{keep_deleted} {gone}"
+        ));
+        if new_record {
+            let deletion_id = format!(
+                "md5(concat_ws('|', {}, CAST({now_ts} AS VARCHAR)))",
+                key_cast("cur")
+            );
+            staging.push_str(&format!(
+                " UNION ALL SELECT {cur_cols}, {deletion_id} AS dbt_scd_id, {now_ts} AS dbt_updated_at, \
+                 {now_ts} AS dbt_valid_from, CAST(NULL AS TIMESTAMP) AS dbt_valid_to, 'True' AS dbt_is_deleted {gone}"
+            ));
+        }
+    }
     let mut prepared = wh.parse(&staging)?;
     let WhOutcome::Query(df) = wh.run(prepared.remove(0)).await? else {
         return Err(err(node, "internal: staging query"));

@@ -327,6 +327,58 @@ fn incremental_models_and_snapshots_keep_history() {
         ],
     );
     assert_eq!(count, "n\n4\n");
+    // A user is deleted at the source, then comes back: `hard_deletes`.
+    std::fs::write(
+        dir.join("seeds/raw_users.csv"),
+        "id,name,updated_at\n2,Bea,2024-01-05 00:00:00\n3,Cy,2024-01-05 00:00:00\n",
+    )
+    .unwrap();
+    ok(&dir, &["build"]);
+    let q = |sql: &str| ok(&dir, &["sql", sql, "--format", "csv"]);
+    assert_eq!(
+        q(
+            "select id, name, dbt_valid_to is null as current from snapshots.users_invalidated order by id, dbt_valid_from"
+        ),
+        "id,name,current\n1,Ana,false\n2,Bo,false\n2,Bea,true\n3,Cy,true\n",
+        "invalidate closes the deleted key"
+    );
+    assert_eq!(
+        q(
+            "select id, name, dbt_is_deleted, dbt_valid_to is null as current from snapshots.users_deleted where id = 1 order by dbt_valid_from"
+        ),
+        "id,name,dbt_is_deleted,current\n1,Ana,False,false\n1,Ana,True,true\n",
+        "new_record closes the key and adds a deletion record"
+    );
+    assert_eq!(
+        q("select count(*) as n from snapshots.users_history where dbt_valid_to is null"),
+        "n\n3\n",
+        "ignore (the default) keeps the deleted key current"
+    );
+    // Nothing changed again: no new deletion record.
+    ok(&dir, &["build"]);
+    assert_eq!(
+        q("select count(*) as n from snapshots.users_deleted where id = 1"),
+        "n\n2\n"
+    );
+    std::fs::write(
+        dir.join("seeds/raw_users.csv"),
+        "id,name,updated_at\n1,Ana,2024-02-01 00:00:00\n2,Bea,2024-01-05 00:00:00\n3,Cy,2024-01-05 00:00:00\n",
+    )
+    .unwrap();
+    ok(&dir, &["build"]);
+    assert_eq!(
+        q(
+            "select id, name, dbt_is_deleted, dbt_valid_to is null as current from snapshots.users_deleted where id = 1 order by dbt_valid_from"
+        ),
+        "id,name,dbt_is_deleted,current\n1,Ana,False,false\n1,Ana,True,false\n1,Ana,False,true\n",
+        "a key that comes back closes its deletion record"
+    );
+    assert_eq!(
+        q(
+            "select id, name, dbt_valid_to is null as current from snapshots.users_invalidated where id = 1 order by dbt_valid_from"
+        ),
+        "id,name,current\n1,Ana,false\n1,Ana,true\n"
+    );
     assert_eq!(
         ok(
             &dir,
