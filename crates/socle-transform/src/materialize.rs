@@ -135,9 +135,18 @@ async fn incremental_load(
     }
     let strategy = node.config.str("incremental_strategy").unwrap_or("default");
     let keys = node.config.unique_key();
+    if strategy == "delete+insert" && !keys.is_empty() {
+        let batch_cols: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        return delete_insert(wh, &name, sql, &keys, &existing_cols, &batch_cols).await;
+    }
     let mode = match (strategy, keys.is_empty()) {
         ("append", _) | (_, true) => WriteMode::Append,
-        ("merge" | "default" | "delete+insert", false) => WriteMode::Merge { keys },
+        ("merge" | "default", false) => WriteMode::Merge { keys },
         (other, _) => {
             return Err(TransformError::Other(format!(
                 "{}: incremental_strategy `{other}` is not supported (merge, append, delete+insert)",
@@ -149,6 +158,64 @@ async fn incremental_load(
     Ok(done(format!(
         "{} {}: {} inserted, {} updated, version {}",
         report.mode, name, report.rows_inserted, report.rows_updated, report.version
+    )))
+}
+
+/// dbt's `delete+insert`: every row of the table whose key is in the new batch goes, and
+/// all of the batch's rows come in (several per key allowed, unlike `merge`). The new
+/// contents are written as one overwrite commit, so a failure leaves the previous version.
+async fn delete_insert(
+    wh: &Warehouse,
+    name: &str,
+    sql: &str,
+    keys: &[String],
+    existing_cols: &[String],
+    batch_cols: &[String],
+) -> Result<Outcome> {
+    let mut cols: Vec<String> = existing_cols.to_vec();
+    cols.extend(
+        batch_cols
+            .iter()
+            .filter(|c| !existing_cols.contains(c))
+            .cloned(),
+    );
+    let side = |have: &[String], alias: &str| {
+        cols.iter()
+            .map(|c| {
+                if have.contains(c) {
+                    format!("{alias}.{}", quote(c))
+                } else {
+                    format!("NULL AS {}", quote(c))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let matches = keys
+        .iter()
+        .map(|k| format!("n.{q} = t.{q}", q = quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let (schema, table) = name.split_once('.').unwrap_or(("main", name));
+    let target = format!("{}.{}", quote(schema), quote(table));
+    let combined = format!(
+        "WITH __socle_new AS (\n{sql}\n)\n\
+         SELECT {} FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM __socle_new n WHERE {matches})\n\
+         UNION ALL\n\
+         SELECT {} FROM __socle_new n",
+        side(existing_cols, "t"),
+        side(batch_cols, "n"),
+    );
+    let mut prepared = wh.parse(&combined)?;
+    let WhOutcome::Query(df) = wh.run(prepared.remove(0)).await? else {
+        return Err(TransformError::Other(
+            "internal: delete+insert query".into(),
+        ));
+    };
+    let report = wh.load(name, df, WriteMode::Overwrite).await?;
+    Ok(done(format!(
+        "delete+insert {name}: {} rows now, version {}",
+        report.rows_inserted, report.version
     )))
 }
 

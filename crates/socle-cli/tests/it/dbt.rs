@@ -288,6 +288,19 @@ fn incremental_models_and_snapshots_keep_history() {
         log, "id,amount\n1,10\n2,20\n3,30\n",
         "appended only new ids"
     );
+    let days = ok(
+        &dir,
+        &[
+            "sql",
+            "select cast(day as varchar) as day, id, amount from main.events_by_day order by id",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        days, "day,id,amount\n2024-01-01,1,10\n2024-01-02,2,25\n2024-01-02,3,30\n",
+        "delete+insert replaced every row of the days in the batch"
+    );
     let history = ok(
         &dir,
         &[

@@ -160,7 +160,7 @@ fn incremental_and_snapshots_match_dbt_duckdb() {
             "dbt_valid_from",
             "dbt_valid_to",
         ],
-        8,
+        9,
     );
 }
 
