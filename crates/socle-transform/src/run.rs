@@ -130,6 +130,7 @@ pub async fn run(
             &resolver,
             &loaded.root.on_run_start,
             "on-run-start",
+            Vec::new(),
         )
         .await?;
     }
@@ -232,7 +233,15 @@ pub async fn run(
         }
     }
     if !options.compile_only {
-        project_hooks(&loaded, &resolver, &loaded.root.on_run_end, "on-run-end").await?;
+        let extra = end_context(&loaded, &results);
+        project_hooks(
+            &loaded,
+            &resolver,
+            &loaded.root.on_run_end,
+            "on-run-end",
+            extra,
+        )
+        .await?;
     }
     Ok(RunReport {
         results,
@@ -247,10 +256,12 @@ async fn project_hooks(
     resolver: &Arc<WarehouseResolver>,
     hooks: &[String],
     which: &str,
+    extra: Vec<(String, serde_json::Value)>,
 ) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
         let sql = {
             let (task_loaded, resolver, hook) = (loaded.clone(), resolver.clone(), hook.clone());
+            let extra = extra.clone();
             let name = format!("__{which}__{i}");
             tokio::task::spawn_blocking(move || {
                 let scope = Scope::new(
@@ -265,6 +276,7 @@ async fn project_hooks(
                     false,
                     resolver,
                 );
+                *scope.extra.lock().expect("extra lock") = extra;
                 task_loaded.jinja.render_str(&name, &hook, &scope)
             })
             .await
@@ -284,6 +296,48 @@ async fn project_hooks(
         }
     }
     Ok(())
+}
+
+/// dbt's `results` (one per executed node: `node`, `status`, `message`, `execution_time`,
+/// `failures`), `schemas` and `database_schemas` for `on-run-end` hooks.
+fn end_context(loaded: &Loaded, results: &[NodeResult]) -> Vec<(String, serde_json::Value)> {
+    let mut schemas: Vec<String> = Vec::new();
+    let list: Vec<serde_json::Value> = results
+        .iter()
+        .filter_map(|r| {
+            let node = loaded.nodes.nodes.get(&r.unique_id)?;
+            // dbt puts tests in `<schema>_dbt_test__audit`, and counts the schemas of the
+            // nodes that did not fail.
+            let schema = if node.kind == Kind::Test {
+                format!("{}_dbt_test__audit", node.schema)
+            } else {
+                node.schema.clone()
+            };
+            if !r.status.is_failure() && r.status != Status::Skipped && !schemas.contains(&schema) {
+                schemas.push(schema.clone());
+            }
+            Some(json!({
+                "node": {
+                    "unique_id": node.unique_id, "name": node.name,
+                    "resource_type": node.kind.as_str(), "package_name": node.package,
+                    "schema": schema, "alias": node.alias, "path": node.path,
+                    "config": node.config.0, "tags": node.config.tags(),
+                },
+                "status": r.status.as_str(),
+                "message": r.message,
+                "execution_time": r.duration.as_secs_f64(),
+                "failures": r.failures,
+                "adapter_response": {},
+            }))
+        })
+        .collect();
+    let database_schemas: Vec<serde_json::Value> =
+        schemas.iter().map(|s| json!(["socle", s])).collect();
+    vec![
+        ("results".into(), serde_json::Value::Array(list)),
+        ("schemas".into(), json!(schemas)),
+        ("database_schemas".into(), json!(database_schemas)),
+    ]
 }
 
 fn short(id: &str) -> &str {

@@ -57,6 +57,8 @@ pub struct Scope {
     pub resolver: Arc<dyn Resolver>,
     pub captured: Mutex<Captured>,
     statements: Mutex<BTreeMap<String, Value>>,
+    /// More context variables (`results` and `schemas` in `on-run-end`).
+    pub extra: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 impl Scope {
@@ -90,6 +92,7 @@ impl Scope {
             resolver,
             captured: Mutex::new(Captured::default()),
             statements: Mutex::new(BTreeMap::new()),
+            extra: Mutex::new(Vec::new()),
         })
     }
 
@@ -171,7 +174,18 @@ pub fn context(scope: &Arc<Scope>, node: &str, search: &[String]) -> Value {
     if let Some(this) = &scope.this {
         ctx.push(("this", Value::from_object(this.clone())));
     }
-    map_value(ctx.into_iter().map(|(k, v)| (k.to_string(), v)))
+    let extra: Vec<(String, Value)> = scope
+        .extra
+        .lock()
+        .expect("extra lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), json_to_value(v)))
+        .collect();
+    map_value(
+        ctx.into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .chain(extra),
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
