@@ -5,11 +5,15 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
+use crate::docs::render_description;
 use crate::error::{Result, TransformError};
 use crate::loader::Loaded;
 use crate::nodes::{Kind, Node};
 use crate::resolver::relation_of;
 use crate::run::RunReport;
+
+/// Docs blocks by name, for `{{ doc('...') }}` in descriptions.
+type Docs = std::collections::BTreeMap<String, String>;
 
 const DBT_VERSION: &str = "1.10.0";
 
@@ -41,19 +45,19 @@ fn metadata(kind: &str, invocation: &str) -> Value {
     })
 }
 
-fn columns(cols: &[crate::schema::Column]) -> Value {
+fn columns(cols: &[crate::schema::Column], docs: &Docs) -> Value {
     let mut out = Map::new();
     for c in cols {
         out.insert(
             c.name.clone(),
-            json!({"name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
+            json!({"name": c.name, "description": render_description(&c.description, docs), "meta": c.meta, "data_type": c.data_type,
                    "constraints": [], "quote": null, "tags": []}),
         );
     }
     Value::Object(out)
 }
 
-fn node_json(node: &Node) -> Value {
+fn node_json(node: &Node, docs: &Docs) -> Value {
     let rel = relation_of(node);
     let relation_name = (node.kind != Kind::Test && rel.kind != "cte").then(|| rel.rendered());
     let mut v = json!({
@@ -70,8 +74,8 @@ fn node_json(node: &Node) -> Value {
         "checksum": {"name": "none", "checksum": ""},
         "config": node.config.0,
         "tags": node.config.tags(),
-        "description": node.description,
-        "columns": columns(&node.columns),
+        "description": render_description(&node.description, docs),
+        "columns": columns(&node.columns, docs),
         "meta": node.config.get("meta").cloned().unwrap_or(json!({})),
         "relation_name": relation_name,
         "raw_code": node.raw_sql,
@@ -108,7 +112,7 @@ pub fn write_manifest(loaded: &Loaded, invocation: &str) -> Result<()> {
     let mut parent_map = Map::new();
     let mut child_map: Map<String, Value> = Map::new();
     for (id, n) in &loaded.nodes.nodes {
-        nodes.insert(id.clone(), node_json(n));
+        nodes.insert(id.clone(), node_json(n, &loaded.nodes.docs));
         parent_map.insert(id.clone(), json!(n.depends_on));
         child_map.entry(id.clone()).or_insert(json!([]));
         for d in &n.depends_on {
@@ -124,7 +128,7 @@ pub fn write_manifest(loaded: &Loaded, invocation: &str) -> Result<()> {
             id.clone(),
             json!({"database": "socle", "schema": s.schema, "name": s.name, "source_name": s.source_name,
                    "resource_type": "source", "package_name": s.package, "unique_id": id,
-                   "identifier": s.identifier, "description": s.description, "columns": columns(&s.columns),
+                   "identifier": s.identifier, "description": render_description(&s.description, &loaded.nodes.docs), "columns": columns(&s.columns, &loaded.nodes.docs),
                    "relation_name": format!("{}.{}", crate::nodes::quote(&s.schema), crate::nodes::quote(&s.identifier)),
                    "fqn": [s.package, s.source_name, s.name]}),
         );

@@ -121,6 +121,14 @@ fn docs_trace_columns_through_ctes_joins_aggregates_and_star_except() {
         "{}",
         co["description"]
     );
+    // ... and in dbt's manifest, as dbt renders it.
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["nodes"]["model.lineage.customer_orders"]["description"],
+        co["description"]
+    );
     let tests = column(co, "customer_id")["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 2, "{tests:?}");
     assert!(tests.iter().all(|t| t["status"] == "pass"), "{tests:?}");
