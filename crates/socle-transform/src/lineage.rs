@@ -209,6 +209,24 @@ impl Tracer<'_> {
                 }
                 out
             }
+            LogicalPlan::Unnest(u) => {
+                // Each output column comes from one input column; unnested ones are computed.
+                let input = self.plan(&u.input);
+                let unnested: BTreeSet<usize> = u
+                    .list_type_columns
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .chain(u.struct_type_columns.iter().copied())
+                    .collect();
+                u.dependency_indices
+                    .iter()
+                    .map(|&i| {
+                        let mut lin = input.get(i).cloned().unwrap_or_default();
+                        lin.derived |= unnested.contains(&i);
+                        lin
+                    })
+                    .collect()
+            }
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 vec![Lin::default(); width]
             }

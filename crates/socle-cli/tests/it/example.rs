@@ -61,4 +61,21 @@ fn shop_main_job_runs_twice_without_duplicates() {
     assert_ne!(bad, "n\n0\n", "{bad}");
     let check = ok(&shop, &["check"]);
     assert!(check.contains("All checks passed"), "{check}");
+    // The docs site traces the word-frequency mart back through UNNEST(SPLIT(...)).
+    ok(&shop, &["docs"]);
+    let docs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shop.join("target/docs/docs.json")).unwrap())
+            .unwrap();
+    let words = docs["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "model.shop.comment_words")
+        .unwrap();
+    assert_eq!(
+        words["columns"][0]["lineage"],
+        serde_json::json!({"transform": "derived", "sources": [
+            {"node": "seed.shop.comments", "relation": "raw.comments", "column": "comment"}
+        ]})
+    );
 }
