@@ -94,7 +94,8 @@ async fn postgres_metadata_migrates_and_round_trips() {
     assert_eq!(db.backend(), Backend::Postgres);
     exercise(&db).await;
     db.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+    // FORCE: the server may not have seen the pool's last connection go yet.
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(admin.pool())
         .await
         .unwrap();
