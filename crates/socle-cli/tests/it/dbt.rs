@@ -36,7 +36,7 @@ fn build_runs_seeds_models_and_tests_in_order() {
     let (_tmp, dir) = copy_project("macros_dispatch");
     let out = ok(&dir, &["build"]);
     assert!(
-        out.contains("Done. PASS=13 WARN=1 ERROR=0 SKIP=0 TOTAL=14"),
+        out.contains("Done. PASS=18 WARN=1 ERROR=0 SKIP=0 TOTAL=19"),
         "{out}"
     );
     // A custom generic test from a `{% test %}` block.
@@ -94,7 +94,7 @@ fn build_runs_seeds_models_and_tests_in_order() {
             .unwrap()
     };
     let results = read_json("run_results.json");
-    assert_eq!(results["results"].as_array().unwrap().len(), 14);
+    assert_eq!(results["results"].as_array().unwrap().len(), 19);
     let manifest = read_json("manifest.json");
     let totals = &manifest["nodes"]["model.macros_dispatch.customer_totals"];
     assert_eq!(
@@ -173,7 +173,7 @@ fn selection_and_ls() {
                 "name"
             ]
         ),
-        "customer_money\ncustomer_totals\nstg_orders\n"
+        "customer_money\ncustomer_totals\norder_keys\nstg_orders\n"
     );
     // `run` builds models only; a model whose parent is missing fails, its child is skipped.
     let (success, out, _) = run(&dir, &["run", "--select", "customer_totals+"]);
@@ -182,7 +182,7 @@ fn selection_and_ls() {
     ok(&dir, &["seed"]);
     let out = ok(&dir, &["run"]);
     assert!(
-        out.contains("PASS=4 WARN=0 ERROR=0 SKIP=0 TOTAL=4"),
+        out.contains("PASS=5 WARN=0 ERROR=0 SKIP=0 TOTAL=5"),
         "{out}"
     );
     let out = ok(&dir, &["test", "--select", "customer_totals"]);

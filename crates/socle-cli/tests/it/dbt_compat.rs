@@ -146,7 +146,7 @@ fn compare(project: &str, skip_columns: &[&str], tables: usize) {
 
 #[test]
 fn macros_and_dispatch_match_dbt_duckdb() {
-    compare("macros_dispatch", &[], 8);
+    compare("macros_dispatch", &[], 9);
 }
 
 #[test]
