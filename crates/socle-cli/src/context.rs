@@ -30,6 +30,7 @@ pub fn project(explicit: Option<PathBuf>) -> Result<Project> {
 pub struct Opened {
     pub project: Project,
     pub warehouse: Warehouse,
+    pub meta: MetaDb,
 }
 
 /// Opens the project's layers and makes the project folder the working directory, so that
@@ -42,6 +43,10 @@ pub async fn open(explicit: Option<PathBuf>) -> Result<Opened> {
     let lake = Lake::open(&project.config.lake, &EnvOnly)?;
     let meta_url = project.config.metadata.url.resolve(&EnvOnly)?;
     let meta = MetaDb::open(&meta_url).await?;
-    let warehouse = Warehouse::open(lake, meta, &project.config.warehouse).await?;
-    Ok(Opened { project, warehouse })
+    let warehouse = Warehouse::open(lake, meta.clone(), &project.config.warehouse).await?;
+    Ok(Opened {
+        project,
+        warehouse,
+        meta,
+    })
 }

@@ -65,9 +65,12 @@ pub enum Command {
         after_help = "Examples:\n  socle build\n  socle build --select +marts.orders\n  socle build --select tag:daily --exclude resource_type:test\n  socle build --full-refresh --threads 8"
     )]
     Build(commands::dbt::Common),
-    /// Run the models of the dbt project (no seeds, no tests)
-    #[command(after_help = "Examples:\n  socle run\n  socle run --select stg_orders+")]
-    Run(commands::dbt::Common),
+    /// Run a pipeline once, or (without a pipeline name) the dbt project's models
+    Run(commands::pipeline::RunArgs),
+    /// List pipeline runs, newest first
+    Runs(commands::pipeline::RunsArgs),
+    /// Show the logs of a pipeline run
+    Logs(commands::pipeline::LogsArgs),
     /// Load the seed CSV files into tables
     #[command(
         after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh"

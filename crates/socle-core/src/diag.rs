@@ -20,7 +20,7 @@ impl Location {
         self.line > 0
     }
 
-    pub(crate) fn from_saphyr(loc: serde_saphyr::Location) -> Self {
+    pub fn from_saphyr(loc: serde_saphyr::Location) -> Self {
         Self {
             line: loc.line(),
             column: loc.column(),

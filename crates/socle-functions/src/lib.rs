@@ -11,6 +11,7 @@
 mod date_diff;
 mod date_part;
 mod date_trunc;
+mod error_fn;
 mod format_time;
 mod generate_date_array;
 mod regexp;
@@ -41,6 +42,7 @@ pub fn all_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(format_time::FormatTime::format_date())),
         Arc::new(ScalarUDF::from(format_time::FormatTime::strftime())),
         Arc::new(ScalarUDF::from(to_hex::ToHex::new())),
+        Arc::new(ScalarUDF::from(error_fn::ErrorFn::new())),
     ]
 }
 

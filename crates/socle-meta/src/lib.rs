@@ -5,11 +5,12 @@
 //! timestamps in RFC 3339). The schema evolves through the numbered migrations in
 //! [`migrations`]; each one is applied in a transaction and recorded in `socle_migrations`.
 //!
-//! What it holds: catalog extras (view definitions, descriptions) now; runs, incremental
-//! state, users and audit later.
+//! What it holds: catalog extras (view definitions, descriptions) and pipeline run
+//! history ([`runs`]); incremental state, users and audit later.
 
 pub mod catalog;
 pub mod migrations;
+pub mod runs;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};

@@ -13,11 +13,12 @@ pub struct Migration {
     pub statements: &'static [&'static str],
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog",
-    statements: &[
-        "CREATE TABLE catalog_views (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog",
+        statements: &[
+            "CREATE TABLE catalog_views (
             schema_name TEXT NOT NULL,
             view_name TEXT NOT NULL,
             definition TEXT NOT NULL,
@@ -25,7 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at TEXT NOT NULL,
             PRIMARY KEY (schema_name, view_name)
         )",
-        "CREATE TABLE catalog_descriptions (
+            "CREATE TABLE catalog_descriptions (
             schema_name TEXT NOT NULL,
             object_name TEXT NOT NULL,
             column_name TEXT NOT NULL,
@@ -33,12 +34,55 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at TEXT NOT NULL,
             PRIMARY KEY (schema_name, object_name, column_name)
         )",
-        "CREATE TABLE catalog_schemas (
+            "CREATE TABLE catalog_schemas (
             schema_name TEXT NOT NULL PRIMARY KEY,
             created_at TEXT NOT NULL
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "run history",
+        statements: &[
+            "CREATE TABLE pipeline_runs (
+            run_id TEXT NOT NULL PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            logical_date TEXT NOT NULL,
+            interval_end TEXT NOT NULL,
+            run_trigger TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT
+        )",
+            "CREATE INDEX pipeline_runs_by_date ON pipeline_runs (pipeline, logical_date)",
+            "CREATE TABLE task_instances (
+            run_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            state TEXT NOT NULL,
+            try_number BIGINT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT,
+            duration_ms BIGINT,
+            error TEXT,
+            PRIMARY KEY (run_id, task)
+        )",
+            "CREATE TABLE task_attempts (
+            run_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            try_number BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            duration_ms BIGINT,
+            exit_code BIGINT,
+            error TEXT,
+            log TEXT NOT NULL,
+            PRIMARY KEY (run_id, task, try_number)
+        )",
+        ],
+    },
+];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {
     let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM socle_migrations")

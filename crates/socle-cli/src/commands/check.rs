@@ -59,6 +59,34 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }),
     );
 
+    match socle_orchestrate::pipeline::load_all(&project.root) {
+        Ok(pipelines) if pipelines.is_empty() => {}
+        Ok(pipelines) => push(
+            "pipelines",
+            Ok(format!(
+                "{} valid: {}",
+                pipelines.len(),
+                pipelines
+                    .iter()
+                    .map(|p| format!("{} ({} tasks)", p.name, p.tasks.len()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+        Err(socle_orchestrate::OrchestrateError::Configs(errors)) => push(
+            "pipelines",
+            Err(errors
+                .into_iter()
+                .map(|mut e| {
+                    e.file = project.display_path(&e.file).into_owned().into();
+                    e.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n    ")),
+        ),
+        Err(e) => push("pipelines", Err(e.to_string())),
+    }
+
     let lake = match Lake::open(&project.config.lake, &EnvOnly) {
         Ok(lake) => match lake.check().await {
             Ok(()) => {

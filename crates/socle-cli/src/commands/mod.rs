@@ -5,6 +5,7 @@ pub mod dbt;
 pub mod docs;
 pub mod init;
 pub mod load;
+pub mod pipeline;
 pub mod sql;
 pub mod table;
 
@@ -21,7 +22,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(project, args).await,
         Command::Table(args) => table::run(project, args).await,
         Command::Build(c) => dbt::run(project, dbt::Which::Build, c).await,
-        Command::Run(c) => dbt::run(project, dbt::Which::Run, c).await,
+        Command::Run(args) => pipeline::run(project, args).await,
+        Command::Runs(args) => pipeline::runs(project, args).await,
+        Command::Logs(args) => pipeline::logs(project, args).await,
         Command::Seed(c) => dbt::run(project, dbt::Which::Seed, c).await,
         Command::Test(c) => dbt::run(project, dbt::Which::Test, c).await,
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,

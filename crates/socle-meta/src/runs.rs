@@ -1,0 +1,258 @@
+//! Run history: pipeline runs, their task instances (latest state per task) and every
+//! attempt with its captured log.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{MetaDb, MetaError, now};
+
+/// One run of a pipeline for one logical date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub pipeline: String,
+    /// Start of the data interval (RFC 3339).
+    pub logical_date: String,
+    pub interval_end: String,
+    /// `manual`, `scheduled` or `backfill`.
+    pub trigger: String,
+    /// `queued`, `running`, `success` or `failed`.
+    pub state: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+}
+
+/// The latest state of one task in one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub run_id: String,
+    pub task: String,
+    /// `running`, `up_for_retry`, `success`, `failed`, `upstream_failed`, `skipped`.
+    pub state: String,
+    pub try_number: i64,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// One attempt of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub run_id: String,
+    pub task: String,
+    pub try_number: i64,
+    pub state: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub log: String,
+}
+
+fn run_of(r: &AnyRow) -> Result<RunRecord, sqlx::Error> {
+    Ok(RunRecord {
+        run_id: r.try_get("run_id")?,
+        pipeline: r.try_get("pipeline")?,
+        logical_date: r.try_get("logical_date")?,
+        interval_end: r.try_get("interval_end")?,
+        trigger: r.try_get("run_trigger")?,
+        state: r.try_get("state")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+    })
+}
+
+const RUN_COLS: &str = "run_id, pipeline, logical_date, interval_end, run_trigger, state, created_at, started_at, ended_at";
+
+impl MetaDb {
+    /// Records a new run (state `running`, started now). Fails if `run_id` exists.
+    pub async fn insert_run(
+        &self,
+        run_id: &str,
+        pipeline: &str,
+        logical_date: &str,
+        interval_end: &str,
+        trigger: &str,
+    ) -> Result<(), MetaError> {
+        let ts = now();
+        sqlx::query(
+            "INSERT INTO pipeline_runs (run_id, pipeline, logical_date, interval_end, run_trigger, state, created_at, started_at)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $6)",
+        )
+        .bind(run_id)
+        .bind(pipeline)
+        .bind(logical_date)
+        .bind(interval_end)
+        .bind(trigger)
+        .bind(ts)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a run's state; a final state (`success`, `failed`) also stamps its end.
+    pub async fn set_run_state(&self, run_id: &str, state: &str) -> Result<(), MetaError> {
+        let ended = matches!(state, "success" | "failed").then(now);
+        sqlx::query(
+            "UPDATE pipeline_runs SET state = $2, ended_at = $3,
+                 started_at = COALESCE(started_at, $4)
+             WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .bind(state)
+        .bind(ended)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, MetaError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM pipeline_runs WHERE run_id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| run_of(&r)).transpose()?)
+    }
+
+    /// Runs, newest logical date first (then newest created), optionally of one pipeline.
+    pub async fn list_runs(
+        &self,
+        pipeline: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>, MetaError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM pipeline_runs WHERE $1 = '' OR pipeline = $1
+             ORDER BY logical_date DESC, created_at DESC, run_id DESC LIMIT $2"
+        ))
+        .bind(pipeline.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)
+    }
+
+    /// How many runs a pipeline has for a logical date (to number a new one).
+    pub async fn count_runs(&self, pipeline: &str, logical_date: &str) -> Result<i64, MetaError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM pipeline_runs WHERE pipeline = $1 AND logical_date = $2",
+        )
+        .bind(pipeline)
+        .bind(logical_date)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Writes a task's latest state.
+    pub async fn put_task(&self, t: &TaskRecord) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO task_instances (run_id, task, state, try_number, started_at, ended_at, duration_ms, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (run_id, task) DO UPDATE SET state = excluded.state,
+                 try_number = excluded.try_number, started_at = excluded.started_at,
+                 ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
+                 error = excluded.error",
+        )
+        .bind(&t.run_id)
+        .bind(&t.task)
+        .bind(&t.state)
+        .bind(t.try_number)
+        .bind(&t.started_at)
+        .bind(&t.ended_at)
+        .bind(t.duration_ms)
+        .bind(&t.error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_tasks(&self, run_id: &str) -> Result<Vec<TaskRecord>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT run_id, task, state, try_number, started_at, ended_at, duration_ms, error
+             FROM task_instances WHERE run_id = $1 ORDER BY started_at, task",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TaskRecord {
+                    run_id: r.try_get("run_id")?,
+                    task: r.try_get("task")?,
+                    state: r.try_get("state")?,
+                    try_number: r.try_get("try_number")?,
+                    started_at: r.try_get("started_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(MetaError::from)
+    }
+
+    /// Writes one attempt (insert, or update when it finishes).
+    pub async fn put_attempt(&self, a: &AttemptRecord) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO task_attempts (run_id, task, try_number, state, started_at, ended_at, duration_ms, exit_code, error, log)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (run_id, task, try_number) DO UPDATE SET state = excluded.state,
+                 ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
+                 exit_code = excluded.exit_code, error = excluded.error, log = excluded.log",
+        )
+        .bind(&a.run_id)
+        .bind(&a.task)
+        .bind(a.try_number)
+        .bind(&a.state)
+        .bind(&a.started_at)
+        .bind(&a.ended_at)
+        .bind(a.duration_ms)
+        .bind(a.exit_code)
+        .bind(&a.error)
+        .bind(&a.log)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Attempts of a run (optionally of one task), in order.
+    pub async fn list_attempts(
+        &self,
+        run_id: &str,
+        task: Option<&str>,
+    ) -> Result<Vec<AttemptRecord>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT run_id, task, try_number, state, started_at, ended_at, duration_ms, exit_code, error, log
+             FROM task_attempts WHERE run_id = $1 AND ($2 = '' OR task = $2)
+             ORDER BY started_at, task, try_number",
+        )
+        .bind(run_id)
+        .bind(task.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    run_id: r.try_get("run_id")?,
+                    task: r.try_get("task")?,
+                    try_number: r.try_get("try_number")?,
+                    state: r.try_get("state")?,
+                    started_at: r.try_get("started_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    exit_code: r.try_get("exit_code")?,
+                    error: r.try_get("error")?,
+                    log: r.try_get("log")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(MetaError::from)
+    }
+}

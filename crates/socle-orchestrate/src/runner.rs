@@ -1,0 +1,563 @@
+//! Running one pipeline for one logical date: tasks in dependency order, in parallel,
+//! each with its retries (exponential backoff with jitter when asked), its timeout and its
+//! trigger rule; every state change and attempt is written to the run history.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use socle_meta::MetaDb;
+use socle_meta::runs::{AttemptRecord, TaskRecord};
+use socle_warehouse::Warehouse;
+use tokio::task::JoinSet;
+
+use crate::error::{OrchestrateError, Result};
+use crate::pipeline::{Pipeline, Policy, TaskSpec, TriggerRule};
+use crate::schedule::start_of_day;
+use crate::tasks::{Log, TaskContext};
+use crate::template::RunDates;
+
+/// How many tasks of one run execute at once.
+pub const MAX_PARALLEL_TASKS: usize = 16;
+
+/// What a run needs from the project.
+#[derive(Clone)]
+pub struct RunEnv {
+    pub project: Arc<socle_core::Project>,
+    pub warehouse: Warehouse,
+    pub meta: MetaDb,
+}
+
+/// One run to make.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub pipeline: Pipeline,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `manual`, `scheduled` or `backfill`.
+    pub trigger: String,
+    /// Only these tasks (their upstream tasks are taken as done).
+    pub only: Option<BTreeSet<String>>,
+}
+
+/// Final states of a task in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Success,
+    Failed,
+    UpstreamFailed,
+    Skipped,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Success => "success",
+            TaskState::Failed => "failed",
+            TaskState::UpstreamFailed => "upstream_failed",
+            TaskState::Skipped => "skipped",
+        }
+    }
+}
+
+/// What happens, for progress output.
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+    },
+    TaskStarted {
+        task: String,
+        try_number: u32,
+        tries: u32,
+    },
+    TaskRetrying {
+        task: String,
+        try_number: u32,
+        error: String,
+        delay: Duration,
+    },
+    TaskFinished {
+        task: String,
+        state: TaskState,
+        duration: Duration,
+        message: String,
+    },
+}
+
+pub trait RunProgress: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub success: bool,
+    pub tasks: Vec<(String, TaskState, Duration, String)>,
+    pub elapsed: Duration,
+}
+
+/// The data interval for `--date` (a date, or an RFC 3339 time), or, without one, the
+/// latest complete interval of the schedule (yesterday for a daily pipeline; today for a
+/// pipeline without a schedule).
+pub fn interval_for(
+    pipeline: &Pipeline,
+    date: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let tz = pipeline
+        .schedule
+        .as_ref()
+        .map(|s| s.tz)
+        .unwrap_or(chrono_tz::UTC);
+    let at = match date {
+        Some(text) => {
+            let text = text.trim();
+            if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                // A day: the interval that starts on that day (its first tick), so that
+                // `ds` is the day given.
+                let midnight = start_of_day(d, tz);
+                match &pipeline.schedule {
+                    Some(s) => s
+                        .next(midnight, true)
+                        .filter(|t| t.with_timezone(&tz).date_naive() == d)
+                        .unwrap_or(midnight),
+                    None => midnight,
+                }
+            } else if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+                t.with_timezone(&Utc)
+            } else {
+                return Err(OrchestrateError::BadDate(text.to_string()));
+            }
+        }
+        None => match &pipeline.schedule {
+            Some(s) => {
+                return s.latest_complete(now).ok_or_else(|| {
+                    OrchestrateError::Other(format!(
+                        "schedule `{}` has no complete interval before now",
+                        s.expr
+                    ))
+                });
+            }
+            None => start_of_day(now.with_timezone(&tz).date_naive(), tz),
+        },
+    };
+    match &pipeline.schedule {
+        Some(s) => s.interval_at(at).ok_or_else(|| {
+            OrchestrateError::Other(format!("schedule `{}` has no tick before {at}", s.expr))
+        }),
+        None => Ok((at, at + chrono::Duration::days(1))),
+    }
+}
+
+/// The delay before attempt `try_number + 1` (1-based tries).
+pub fn retry_delay(policy: &Policy, try_number: u32) -> Duration {
+    if !policy.retry_backoff {
+        return policy.retry_delay;
+    }
+    let factor = 2u32.saturating_pow(try_number.saturating_sub(1));
+    let base = policy
+        .retry_delay
+        .saturating_mul(factor)
+        .min(policy.max_retry_delay);
+    // Up to 10% jitter, so that tasks failing together do not retry in lockstep.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = base.mul_f64((nanos % 1000) as f64 / 10_000.0);
+    (base + jitter).min(policy.max_retry_delay.max(policy.retry_delay))
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Runs a pipeline once. The run is recorded whatever happens; `Err` only for problems
+/// of socle itself (the metadata database unreachable, ...).
+pub async fn run(
+    env: &RunEnv,
+    req: RunRequest,
+    progress: Arc<dyn RunProgress>,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let pipeline = Arc::new(req.pipeline.clone());
+    let tz = pipeline
+        .schedule
+        .as_ref()
+        .map(|s| s.tz)
+        .unwrap_or(chrono_tz::UTC);
+    let local = req.start.with_timezone(&tz);
+    let stamp = if local.time() == chrono::NaiveTime::MIN {
+        local.format("%Y%m%d").to_string()
+    } else {
+        local.format("%Y%m%dT%H%M%S").to_string()
+    };
+    let logical = req.start.to_rfc3339();
+    let n = env.meta.count_runs(&pipeline.name, &logical).await?;
+    let run_id = format!("{}.{stamp}.{}", pipeline.name, n + 1);
+    env.meta
+        .insert_run(
+            &run_id,
+            &pipeline.name,
+            &logical,
+            &req.end.to_rfc3339(),
+            &req.trigger,
+        )
+        .await?;
+    progress.event(&Event::RunStarted {
+        run_id: run_id.clone(),
+    });
+    let dates = RunDates {
+        start: req.start,
+        end: req.end,
+        tz,
+    };
+    let order = crate::dag::order(&pipeline.tasks);
+    let selected: Vec<String> = order
+        .into_iter()
+        .filter(|t| req.only.as_ref().is_none_or(|only| only.contains(t)))
+        .collect();
+    let selected_set: BTreeSet<String> = selected.iter().cloned().collect();
+    let mut states: BTreeMap<String, TaskState> = BTreeMap::new();
+    let mut results: Vec<(String, TaskState, Duration, String)> = Vec::new();
+    let mut pending = selected.clone();
+    let mut running: JoinSet<(String, TaskState, Duration, String)> = JoinSet::new();
+    let interrupted = loop {
+        // Start every task whose upstream tasks (in this run) are final.
+        let mut i = 0;
+        while i < pending.len() && running.len() < MAX_PARALLEL_TASKS {
+            let spec = &pipeline.tasks[&pending[i]];
+            let ups: Vec<TaskState> = spec
+                .depends_on
+                .iter()
+                .filter(|d| selected_set.contains(*d))
+                .map(|d| states.get(d).copied())
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default();
+            let ready = spec
+                .depends_on
+                .iter()
+                .filter(|d| selected_set.contains(*d))
+                .all(|d| states.contains_key(d));
+            if !ready {
+                i += 1;
+                continue;
+            }
+            let name = pending.remove(i);
+            let verdict = decide(spec.trigger_rule, &ups);
+            if let Some(state) = verdict {
+                let message = match state {
+                    TaskState::UpstreamFailed => "an upstream task failed".to_string(),
+                    _ => format!("trigger rule {} not met", spec.trigger_rule.as_str()),
+                };
+                env.meta
+                    .put_task(&TaskRecord {
+                        run_id: run_id.clone(),
+                        task: name.clone(),
+                        state: state.as_str().into(),
+                        try_number: 0,
+                        started_at: None,
+                        ended_at: Some(now_text()),
+                        duration_ms: None,
+                        error: Some(message.clone()),
+                    })
+                    .await?;
+                progress.event(&Event::TaskFinished {
+                    task: name.clone(),
+                    state,
+                    duration: Duration::ZERO,
+                    message: message.clone(),
+                });
+                states.insert(name.clone(), state);
+                results.push((name, state, Duration::ZERO, message));
+                continue;
+            }
+            let ctx = TaskContext {
+                project: env.project.clone(),
+                warehouse: env.warehouse.clone(),
+                template: crate::template::context(
+                    &dates,
+                    &run_id,
+                    &pipeline.name,
+                    &name,
+                    &pipeline.params,
+                ),
+                log: Log::default(),
+                run_id: run_id.clone(),
+                ds: local.format("%Y-%m-%d").to_string(),
+                data_interval_start: req.start.with_timezone(&tz).to_rfc3339(),
+                data_interval_end: req.end.with_timezone(&tz).to_rfc3339(),
+            };
+            let (meta, progress, spec) = (env.meta.clone(), progress.clone(), spec.clone());
+            running.spawn(async move { attempt_all(&meta, &spec, ctx, progress).await });
+        }
+        if running.is_empty() {
+            break false;
+        }
+        let joined = tokio::select! {
+            j = running.join_next() => j,
+            _ = tokio::signal::ctrl_c() => break true,
+        };
+        let Some(joined) = joined else { break false };
+        let (name, state, duration, message) =
+            joined.map_err(|e| OrchestrateError::Other(format!("a task panicked: {e}")))?;
+        progress.event(&Event::TaskFinished {
+            task: name.clone(),
+            state,
+            duration,
+            message: message.clone(),
+        });
+        states.insert(name.clone(), state);
+        results.push((name, state, duration, message));
+    };
+    if interrupted {
+        // Dropping the tasks kills their process groups.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        for name in selected.iter().filter(|t| !states.contains_key(*t)) {
+            env.meta
+                .put_task(&TaskRecord {
+                    run_id: run_id.clone(),
+                    task: name.clone(),
+                    state: "failed".into(),
+                    try_number: 0,
+                    started_at: None,
+                    ended_at: Some(now_text()),
+                    duration_ms: None,
+                    error: Some("interrupted".into()),
+                })
+                .await?;
+            results.push((
+                name.clone(),
+                TaskState::Failed,
+                Duration::ZERO,
+                "interrupted".into(),
+            ));
+        }
+    }
+    let success = !interrupted
+        && results
+            .iter()
+            .all(|(_, s, _, _)| matches!(s, TaskState::Success | TaskState::Skipped));
+    env.meta
+        .set_run_state(&run_id, if success { "success" } else { "failed" })
+        .await?;
+    Ok(RunSummary {
+        run_id,
+        success,
+        tasks: results,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Whether a task whose upstream tasks ended in `ups` runs (`None`) or ends at once.
+fn decide(rule: TriggerRule, ups: &[TaskState]) -> Option<TaskState> {
+    let failed = ups
+        .iter()
+        .any(|s| matches!(s, TaskState::Failed | TaskState::UpstreamFailed));
+    match rule {
+        TriggerRule::AllSuccess if failed => Some(TaskState::UpstreamFailed),
+        TriggerRule::AllSuccess if ups.contains(&TaskState::Skipped) => Some(TaskState::Skipped),
+        TriggerRule::AllSuccess | TriggerRule::AllDone => None,
+        TriggerRule::OneFailed if failed => None,
+        TriggerRule::OneFailed => Some(TaskState::Skipped),
+    }
+}
+
+/// Every attempt of one task, until one succeeds or the retries are spent.
+async fn attempt_all(
+    meta: &MetaDb,
+    spec: &TaskSpec,
+    ctx: TaskContext,
+    progress: Arc<dyn RunProgress>,
+) -> (String, TaskState, Duration, String) {
+    let started = Instant::now();
+    let tries = spec.policy.retries + 1;
+    let kind = crate::tasks::kind(&spec.kind).expect("kinds are checked at load");
+    let mut try_number = 1;
+    loop {
+        progress.event(&Event::TaskStarted {
+            task: spec.name.clone(),
+            try_number,
+            tries,
+        });
+        let t0 = Instant::now();
+        let began = now_text();
+        let log = Log::default();
+        let ctx = TaskContext {
+            log: log.clone(),
+            ..ctx.clone()
+        };
+        let mut record = AttemptRecord {
+            run_id: ctx.run_id.clone(),
+            task: spec.name.clone(),
+            try_number: try_number as i64,
+            state: "running".into(),
+            started_at: began.clone(),
+            ended_at: None,
+            duration_ms: None,
+            exit_code: None,
+            error: None,
+            log: String::new(),
+        };
+        let mut task = TaskRecord {
+            run_id: ctx.run_id.clone(),
+            task: spec.name.clone(),
+            state: "running".into(),
+            try_number: try_number as i64,
+            started_at: Some(began),
+            ended_at: None,
+            duration_ms: None,
+            error: None,
+        };
+        let recorded = async {
+            meta.put_attempt(&record).await?;
+            meta.put_task(&task).await
+        }
+        .await;
+        if let Err(e) = recorded {
+            return (
+                spec.name.clone(),
+                TaskState::Failed,
+                started.elapsed(),
+                format!("cannot record the attempt: {e}"),
+            );
+        }
+        let outcome = match spec.policy.timeout {
+            Some(limit) => match tokio::time::timeout(limit, kind.run(spec, &ctx)).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::tasks::TaskFailure::new(format!(
+                    "timed out after {}",
+                    human(limit)
+                ))),
+            },
+            None => kind.run(spec, &ctx).await,
+        };
+        let elapsed = t0.elapsed();
+        record.ended_at = Some(now_text());
+        record.duration_ms = Some(elapsed.as_millis() as i64);
+        task.ended_at = record.ended_at.clone();
+        task.duration_ms = Some(started.elapsed().as_millis() as i64);
+        let (state, message, retry) = match outcome {
+            Ok(summary) => {
+                log.line(&format!("[socle] succeeded: {summary}"));
+                ("success", summary, false)
+            }
+            Err(f) => {
+                log.line(&format!("[socle] failed: {}", f.message));
+                record.exit_code = f.exit_code;
+                record.error = Some(f.message.clone());
+                task.error = Some(f.message.clone());
+                ("failed", f.message, f.retryable && try_number < tries)
+            }
+        };
+        record.state = state.into();
+        record.log = log.text();
+        task.state = if retry { "up_for_retry" } else { state }.into();
+        if let Err(e) = async {
+            meta.put_attempt(&record).await?;
+            meta.put_task(&task).await
+        }
+        .await
+        {
+            return (
+                spec.name.clone(),
+                TaskState::Failed,
+                started.elapsed(),
+                format!("cannot record the attempt: {e}"),
+            );
+        }
+        if state == "success" {
+            return (
+                spec.name.clone(),
+                TaskState::Success,
+                started.elapsed(),
+                message,
+            );
+        }
+        if !retry {
+            return (
+                spec.name.clone(),
+                TaskState::Failed,
+                started.elapsed(),
+                message,
+            );
+        }
+        let delay = retry_delay(&spec.policy, try_number);
+        progress.event(&Event::TaskRetrying {
+            task: spec.name.clone(),
+            try_number,
+            error: message,
+            delay,
+        });
+        tokio::time::sleep(delay).await;
+        try_number += 1;
+    }
+}
+
+/// `1.5s`, `2m 3s`, `1h 2m`.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m {}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{}h {}m", d.as_secs() / 3600, d.as_secs() / 60 % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_rules() {
+        use TaskState::*;
+        assert_eq!(decide(TriggerRule::AllSuccess, &[Success, Success]), None);
+        assert_eq!(
+            decide(TriggerRule::AllSuccess, &[Success, Failed]),
+            Some(UpstreamFailed)
+        );
+        assert_eq!(
+            decide(TriggerRule::AllSuccess, &[UpstreamFailed]),
+            Some(UpstreamFailed)
+        );
+        assert_eq!(decide(TriggerRule::AllSuccess, &[Skipped]), Some(Skipped));
+        assert_eq!(decide(TriggerRule::AllDone, &[Failed, Success]), None);
+        assert_eq!(decide(TriggerRule::OneFailed, &[Failed, Success]), None);
+        assert_eq!(decide(TriggerRule::OneFailed, &[Success]), Some(Skipped));
+        assert_eq!(decide(TriggerRule::AllSuccess, &[]), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = Policy {
+            retries: 5,
+            retry_delay: Duration::from_secs(10),
+            retry_backoff: true,
+            max_retry_delay: Duration::from_secs(60),
+            timeout: None,
+        };
+        let d1 = retry_delay(&p, 1);
+        let d2 = retry_delay(&p, 2);
+        let d4 = retry_delay(&p, 4);
+        assert!(
+            d1 >= Duration::from_secs(10) && d1 <= Duration::from_secs(11),
+            "{d1:?}"
+        );
+        assert!(
+            d2 >= Duration::from_secs(20) && d2 <= Duration::from_secs(22),
+            "{d2:?}"
+        );
+        assert_eq!(d4, Duration::from_secs(60));
+        let flat = Policy {
+            retry_backoff: false,
+            ..p
+        };
+        assert_eq!(retry_delay(&flat, 3), Duration::from_secs(10));
+    }
+}

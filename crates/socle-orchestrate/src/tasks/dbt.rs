@@ -1,0 +1,182 @@
+//! `build` and `test`: the project's dbt models, seeds, snapshots and tests (see
+//! `socle build`), with a selection.
+//!
+//! ```yaml
+//! transform:
+//!   kind: build
+//!   select: [+marts]          # dbt selection syntax; default: everything
+//!   exclude: [tag:slow]
+//!   full_refresh: false
+//!   vars: { day: "{{ ds }}" }
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use socle_transform::loader::{LoadOptions, load};
+use socle_transform::nodes::{Kind, Node};
+use socle_transform::run::{NodeResult, Progress, RunOptions, Status};
+
+use super::{Log, TaskContext, TaskFailure, TaskKind};
+use crate::pipeline::TaskSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Build,
+    Test,
+}
+
+pub struct Dbt {
+    pub which: Which,
+}
+
+struct ToLog(Log);
+
+impl Progress for ToLog {
+    fn started(&self, _: &Node, _: usize, _: usize) {}
+    fn finished(&self, node: &Node, r: &NodeResult, index: usize, total: usize) {
+        self.0.line(&format!(
+            "{index} of {total} {} {} {} in {:.2}s{}",
+            r.status.as_str().to_uppercase(),
+            node.kind.as_str(),
+            node.name,
+            r.duration.as_secs_f64(),
+            if r.status.is_failure() {
+                format!(": {}", r.message)
+            } else {
+                String::new()
+            }
+        ));
+    }
+}
+
+/// Renders the templated strings inside `vars` (a mapping of values).
+fn render_vars(ctx: &TaskContext, v: &serde_json::Value) -> Result<serde_json::Value, TaskFailure> {
+    Ok(match v {
+        serde_json::Value::String(s) => serde_json::Value::String(ctx.render(s)?),
+        serde_json::Value::Array(a) => serde_json::Value::Array(
+            a.iter()
+                .map(|x| render_vars(ctx, x))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, x)| Ok((k.clone(), render_vars(ctx, x)?)))
+                .collect::<Result<_, TaskFailure>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[async_trait]
+impl TaskKind for Dbt {
+    fn name(&self) -> &'static str {
+        match self.which {
+            Which::Build => "build",
+            Which::Test => "test",
+        }
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        match self.which {
+            Which::Build => &["select", "exclude", "full_refresh", "vars"],
+            Which::Test => &["select", "exclude", "vars"],
+        }
+    }
+
+    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
+        match &spec.vars {
+            None | Some(serde_json::Value::Object(_)) => Ok(()),
+            Some(_) => Err("`vars` must be a mapping, such as { day: \"{{ ds }}\" }".into()),
+        }
+    }
+
+    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        let cli_vars = match &spec.vars {
+            Some(v) => match render_vars(ctx, v)? {
+                serde_json::Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
+            None => serde_json::Map::new(),
+        };
+        let select = spec
+            .select
+            .iter()
+            .map(|s| ctx.render(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exclude = spec
+            .exclude
+            .iter()
+            .map(|s| ctx.render(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let project = ctx.project.clone();
+        let options = LoadOptions {
+            target_schema: project.config.warehouse.default_schema.clone(),
+            target_name: "dev".into(),
+            threads: 4,
+            cli_vars,
+        };
+        let loaded =
+            tokio::task::spawn_blocking(move || load(&project.root, &project.config.name, options))
+                .await
+                .map_err(|e| TaskFailure::new(e.to_string()))?
+                .map_err(|e| TaskFailure::new(e.to_string()))?;
+        let loaded = Arc::new(loaded);
+        let kinds: BTreeSet<Kind> = match self.which {
+            Which::Build => [Kind::Seed, Kind::Model, Kind::Snapshot, Kind::Test].into(),
+            Which::Test => [Kind::Test].into(),
+        };
+        let options = RunOptions {
+            select,
+            exclude,
+            kinds,
+            threads: 4,
+            full_refresh: spec.full_refresh,
+            fail_fast: false,
+            compile_only: false,
+        };
+        let invocation = socle_transform::artifacts::invocation_id();
+        socle_transform::artifacts::write_manifest(&loaded, &invocation)
+            .map_err(|e| TaskFailure::new(e.to_string()))?;
+        let report = socle_transform::run::run(
+            loaded.clone(),
+            ctx.warehouse.clone(),
+            options,
+            Arc::new(ToLog(ctx.log.clone())),
+        )
+        .await
+        .map_err(|e| TaskFailure::new(e.to_string()))?;
+        socle_transform::artifacts::write_run_results(&loaded, &report, &invocation, self.name())
+            .map_err(|e| TaskFailure::new(e.to_string()))?;
+        let pass = report.count(Status::Success) + report.count(Status::Pass);
+        let summary = format!(
+            "PASS={pass} WARN={} ERROR={} SKIP={} TOTAL={}",
+            report.count(Status::Warn),
+            report.count(Status::Error) + report.count(Status::Fail),
+            report.count(Status::Skipped),
+            report.results.len()
+        );
+        ctx.log.line(&summary);
+        if report.success() {
+            Ok(summary)
+        } else {
+            let failed: Vec<String> = report
+                .results
+                .iter()
+                .filter(|r| r.status.is_failure())
+                .map(|r| {
+                    r.unique_id
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or(&r.unique_id)
+                        .to_string()
+                })
+                .collect();
+            Err(TaskFailure::new(format!(
+                "{summary}; failed: {}",
+                failed.join(", ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Task kinds: one module per kind and one line in [`registry`] to add one.
+//!
+//! A kind names the fields it takes (the loader rejects the others with file and line),
+//! checks them when the pipeline is loaded, and runs a task given the run's context.
+
+mod command;
+mod dbt;
+mod sql;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use socle_warehouse::Warehouse;
+
+use crate::pipeline::TaskSpec;
+
+/// Everything a kind may use while running one attempt of one task.
+#[derive(Clone)]
+pub struct TaskContext {
+    pub project: Arc<socle_core::Project>,
+    pub warehouse: Warehouse,
+    /// The template context (`ds`, `data_interval_start`, ...; see [`crate::template`]).
+    pub template: minijinja::Value,
+    pub log: Log,
+    pub run_id: String,
+    pub ds: String,
+    pub data_interval_start: String,
+    pub data_interval_end: String,
+}
+
+impl TaskContext {
+    /// Renders a field of the task with the run's template context.
+    pub fn render(&self, text: &str) -> Result<String, TaskFailure> {
+        crate::template::render(text, &self.template).map_err(|e| TaskFailure {
+            retryable: false,
+            ..TaskFailure::new(format!("template error: {e}"))
+        })
+    }
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone)]
+pub struct TaskFailure {
+    pub message: String,
+    pub exit_code: Option<i64>,
+    /// Whether another attempt could succeed (a template error will not).
+    pub retryable: bool,
+}
+
+impl TaskFailure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            exit_code: None,
+            retryable: true,
+        }
+    }
+}
+
+/// The log of one attempt: what the task printed and what socle says about it. Keeps the
+/// last [`Log::LIMIT`] bytes (the end of a log is where the error is).
+#[derive(Debug, Clone, Default)]
+pub struct Log(Arc<Mutex<LogBuf>>);
+
+#[derive(Debug, Default)]
+struct LogBuf {
+    text: String,
+    dropped: usize,
+}
+
+impl Log {
+    pub const LIMIT: usize = 1 << 20;
+
+    pub fn line(&self, text: &str) {
+        let mut buf = self.0.lock().expect("log lock");
+        buf.text.push_str(text);
+        if !text.ends_with('\n') {
+            buf.text.push('\n');
+        }
+        if buf.text.len() > Self::LIMIT {
+            let mut cut = buf.text.len() - Self::LIMIT;
+            while !buf.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            buf.dropped += cut;
+            buf.text.drain(..cut);
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let buf = self.0.lock().expect("log lock");
+        if buf.dropped > 0 {
+            format!("[{} earlier bytes not kept]\n{}", buf.dropped, buf.text)
+        } else {
+            buf.text.clone()
+        }
+    }
+
+    /// The last `n` lines (for error excerpts in alerts and summaries).
+    pub fn tail(&self, n: usize) -> String {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+#[async_trait]
+pub trait TaskKind: Send + Sync {
+    /// The `kind:` value.
+    fn name(&self) -> &'static str;
+    /// The kind's own fields (besides the common ones: kind, depends_on, retries, ...).
+    fn fields(&self) -> &'static [&'static str];
+    /// Checks a task's fields when the pipeline is loaded.
+    fn check(&self, spec: &TaskSpec) -> Result<(), String>;
+    /// Runs one attempt; `Ok` carries a one-line summary.
+    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure>;
+}
+
+/// Every task kind. Add a kind here (and a module above).
+pub fn registry() -> &'static [&'static dyn TaskKind] {
+    &[
+        &command::Command,
+        &sql::Sql,
+        &dbt::Dbt {
+            which: dbt::Which::Build,
+        },
+        &dbt::Dbt {
+            which: dbt::Which::Test,
+        },
+    ]
+}
+
+pub fn kind(name: &str) -> Option<&'static dyn TaskKind> {
+    registry().iter().copied().find(|k| k.name() == name)
+}

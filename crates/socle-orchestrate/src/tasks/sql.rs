@@ -1,0 +1,73 @@
+//! `sql`: statements run on the warehouse, written inline or in a file (both templated).
+//!
+//! ```yaml
+//! report:
+//!   kind: sql
+//!   file: jobs/report.sql            # relative to the project folder
+//! cleanup:
+//!   kind: sql
+//!   sql: "DELETE FROM raw.events WHERE day < DATE '{{ macros.ds_add(ds, -90) }}'"
+//! ```
+
+use async_trait::async_trait;
+use socle_warehouse::Executed;
+
+use super::{TaskContext, TaskFailure, TaskKind};
+use crate::pipeline::TaskSpec;
+
+pub struct Sql;
+
+#[async_trait]
+impl TaskKind for Sql {
+    fn name(&self) -> &'static str {
+        "sql"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &["sql", "file"]
+    }
+
+    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
+        match (&spec.sql, &spec.file) {
+            (Some(_), Some(_)) => Err("give `sql` or `file`, not both".into()),
+            (None, None) => {
+                Err("a `sql` task needs `sql` (statements) or `file` (a .sql file)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        let text = match (&spec.sql, &spec.file) {
+            (Some(sql), _) => ctx.render(sql)?,
+            (None, Some(file)) => {
+                let path = ctx.project.root.join(ctx.render(file)?);
+                let raw = std::fs::read_to_string(&path).map_err(|e| {
+                    TaskFailure::new(format!("cannot read {}: {e}", path.display()))
+                })?;
+                ctx.render(&raw)?
+            }
+            (None, None) => unreachable!("checked"),
+        };
+        let results = ctx
+            .warehouse
+            .execute(&text)
+            .await
+            .map_err(|e| TaskFailure::new(e.to_string()))?;
+        let mut rows_total = 0usize;
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Executed::Rows(batches) => {
+                    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                    rows_total += rows;
+                    ctx.log.line(&format!("statement {}: {rows} rows", i + 1));
+                }
+                Executed::Done(msg) => ctx.log.line(&format!("statement {}: {msg}", i + 1)),
+            }
+        }
+        Ok(format!(
+            "{} statements, {rows_total} rows returned",
+            results.len()
+        ))
+    }
+}
