@@ -25,11 +25,24 @@ fn shop_main_job_runs_twice_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();
     let shop = tmp.path().join("shop");
     copy_dir(&src, &shop);
-    // Run from elsewhere with --project, as the README does.
-    let first = ok(tmp.path(), &["--project", "shop", "build"]);
+    // Run from elsewhere with --project, as the README does: the daily pipeline.
+    let first = ok(
+        tmp.path(),
+        &["--project", "shop", "run", "daily", "--date", "2024-06-30"],
+    );
     assert!(
-        first.contains("PASS=19 WARN=0 ERROR=0 SKIP=0 TOTAL=19"),
+        first.contains("build succeeded")
+            && first.contains("PASS=19 WARN=0 ERROR=0 SKIP=0 TOTAL=19"),
         "{first}"
+    );
+    assert!(
+        first.contains("Run daily.20240630T060000.1 succeeded"),
+        "{first}"
+    );
+    let export = std::fs::read_to_string(shop.join("target/exports/report_20240630.csv")).unwrap();
+    assert!(
+        export.starts_with("month,orders,revenue\n2024-01,"),
+        "{export}"
     );
     let report = |s: &str| {
         s.lines()

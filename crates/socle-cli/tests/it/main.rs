@@ -6,5 +6,6 @@ mod dbt;
 mod dbt_compat;
 mod docs;
 mod example;
+mod pipelines;
 mod project;
 mod sql;

@@ -1,0 +1,210 @@
+//! Pipelines: validation with file and line, and runs of real subprocesses with retries,
+//! a timeout that kills the whole process group, trigger rules, templated fields, secrets
+//! from the environment, SQL tasks, run history and logs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn check_reports_pipeline_mistakes_with_file_and_line() {
+    let (_tmp, dir) = project();
+    write(
+        &dir,
+        "pipelines/bad.yml",
+        r#"schedule: "0 25 * * *"
+tasks:
+  load:
+    kind: comand
+    command: "echo hi"
+  transform:
+    kind: build
+    depends_on: [lod]
+  report:
+    kind: command
+    command: "echo {{ ds "
+    sql: "select 1"
+"#,
+    );
+    write(
+        &dir,
+        "pipelines/loop.yml",
+        "tasks:\n  a:\n    kind: command\n    command: 'true'\n    depends_on: [b]\n  b:\n    kind: command\n    command: 'true'\n    depends_on: [a]\n",
+    );
+    let (success, out, _) = run(&dir, &["check"]);
+    assert!(!success, "{out}");
+    for expected in [
+        "pipelines/bad.yml:1:11: `schedule`:",
+        "pipelines/bad.yml:4:11: task `load`: unknown kind `comand`",
+        "did you mean `command`?",
+        "pipelines/bad.yml:8:18: task `transform` depends on `lod`, which is not a task of this pipeline",
+        "did you mean `load`?",
+        "pipelines/bad.yml:12:10: task `report`: `sql` does not apply to a `command` task",
+        "a `command` task takes: command, env, cwd",
+        "pipelines/loop.yml:3:5: tasks depend on each other in a cycle: a -> b -> a",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // Fixing the other mistakes leaves the template error, reported for its task.
+    write(
+        &dir,
+        "pipelines/bad.yml",
+        "tasks:\n  report:\n    kind: command\n    command: \"echo {{ ds \"\n",
+    );
+    std::fs::remove_file(dir.join("pipelines/loop.yml")).unwrap();
+    let (success, out, _) = run(&dir, &["check"]);
+    assert!(!success);
+    assert!(
+        out.contains("pipelines/bad.yml:3:5: task `report`: template error"),
+        "{out}"
+    );
+}
+
+const PIPELINE: &str = r#"
+description: Exercise every rule.
+schedule: "@daily"
+params: { who: world }
+tasks:
+  flaky:
+    kind: command
+    command: "n=$(cat tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > tries; echo attempt $n for {{ ds }}; [ $n -ge 2 ]"
+    retries: 2
+    retry_delay: 0
+  greet:
+    kind: command
+    command: ["sh", "-c", "echo hello {{ params.who }} $GREETING $SOCLE_DS > greeting.txt"]
+    env: { GREETING: "${env:SOCLE_TEST_GREETING}" }
+    depends_on: [flaky]
+  days:
+    kind: sql
+    sql: "CREATE OR REPLACE TABLE main.days AS SELECT DATE '{{ ds }}' AS day, '{{ macros.ds_add(ds, 1) }}' AS next_day"
+    depends_on: [greet]
+  slow:
+    kind: command
+    command: "sleep 30 & echo $! > bg.pid; sleep 30"
+    timeout: 1s
+  after_slow:
+    kind: command
+    command: "echo should not run > after.txt"
+    depends_on: [slow]
+  cleanup:
+    kind: command
+    command: "echo cleaning > cleanup.txt"
+    depends_on: [slow]
+    trigger_rule: one_failed
+"#;
+
+fn alive(pid: &str) -> bool {
+    // A killed process may linger as a zombie when nothing reaps orphans; that is dead.
+    match std::fs::read_to_string(format!("/proc/{}/status", pid.trim())) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_run_retries_times_out_follows_trigger_rules_and_is_recorded() {
+    let (_tmp, dir) = project();
+    write(&dir, "pipelines/rules.yml", PIPELINE);
+    let started = Instant::now();
+    let out = socle()
+        .current_dir(&dir)
+        .env("SOCLE_TEST_GREETING", "hi")
+        .args(["run", "rules", "--date", "2024-02-28"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !out.status.success(),
+        "the timed-out task fails the run:\n{stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "{stdout}");
+    // Retried once, then succeeded.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tries")).unwrap().trim(),
+        "2"
+    );
+    assert!(stdout.contains("flaky failed on try 1"), "{stdout}");
+    // Templates, params, the environment and secrets references.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("greeting.txt")).unwrap(),
+        "hello world hi 2024-02-28\n"
+    );
+    // The timeout killed the whole process group, background child included.
+    let pid = std::fs::read_to_string(dir.join("bg.pid")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(&pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(&pid), "background sleep {pid} survived the timeout");
+    assert!(stdout.contains("slow FAILED"), "{stdout}");
+    assert!(stdout.contains("timed out after 1.0s"), "{stdout}");
+    // Trigger rules: downstream of the failure is upstream_failed; one_failed runs.
+    assert!(!dir.join("after.txt").exists());
+    assert!(dir.join("cleanup.txt").exists());
+    // SQL task with macros.
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "sql",
+                "select cast(day as varchar) as d, next_day from main.days",
+                "--format",
+                "csv"
+            ]
+        ),
+        "d,next_day\n2024-02-28,2024-02-29\n"
+    );
+    // History.
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &["runs", "--format", "json"])).unwrap();
+    let first = &runs[0];
+    assert_eq!(first["run_id"], "rules.20240228.1");
+    assert_eq!(first["state"], "failed");
+    assert_eq!(first["trigger"], "manual");
+    let state = |task: &str| {
+        first["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == task)
+            .map(|t| {
+                (
+                    t["state"].as_str().unwrap().to_string(),
+                    t["try_number"].as_i64().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(state("flaky"), ("success".into(), 2));
+    assert_eq!(state("greet"), ("success".into(), 1));
+    assert_eq!(state("days"), ("success".into(), 1));
+    assert_eq!(state("slow"), ("failed".into(), 1));
+    assert_eq!(state("after_slow"), ("upstream_failed".into(), 0));
+    assert_eq!(state("cleanup"), ("success".into(), 1));
+    let logs = ok(&dir, &["logs", "rules.20240228.1", "flaky"]);
+    assert!(logs.contains("==> flaky try 1 · failed"), "{logs}");
+    assert!(logs.contains("attempt 1 for 2024-02-28"), "{logs}");
+    assert!(logs.contains("attempt 2 for 2024-02-28"), "{logs}");
+    // Only some tasks: a second run of that date, numbered.
+    let out = ok(
+        &dir,
+        &["run", "rules", "--date", "2024-02-28", "--task", "days"],
+    );
+    assert!(out.contains("Run rules.20240228.2 succeeded"), "{out}");
+    let (success, _, err) = run(&dir, &["run", "rules", "--task", "nope"]);
+    assert!(!success);
+    assert!(err.contains("pipeline `rules` has no task `nope`"), "{err}");
+    let (success, _, err) = run(&dir, &["run", "rulez"]);
+    assert!(!success);
+    assert!(err.contains("did you mean `rules`?"), "{err}");
+}
