@@ -71,6 +71,10 @@ pub enum Command {
     Runs(commands::pipeline::RunsArgs),
     /// Show the logs of a pipeline run
     Logs(commands::pipeline::LogsArgs),
+    /// Rerun the tasks of a pipeline run that did not succeed
+    Rerun(commands::pipeline::RerunArgs),
+    /// Run a pipeline for every interval between two dates
+    Backfill(commands::pipeline::BackfillArgs),
     /// Load the seed CSV files into tables
     #[command(
         after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh"

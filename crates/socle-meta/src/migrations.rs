@@ -82,6 +82,21 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 3,
+        name: "scheduler",
+        statements: &[
+            // The scheduler (and backfills) run a logical date once: a second insert fails.
+            "CREATE UNIQUE INDEX pipeline_runs_scheduled_once ON pipeline_runs (pipeline, logical_date)
+                WHERE run_trigger IN ('scheduled', 'backfill')",
+            "ALTER TABLE pipeline_runs ADD COLUMN runner TEXT",
+            "CREATE TABLE scheduler_lease (
+                name TEXT NOT NULL PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )",
+        ],
+    },
 ];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {

@@ -69,7 +69,9 @@ fn run_of(r: &AnyRow) -> Result<RunRecord, sqlx::Error> {
 const RUN_COLS: &str = "run_id, pipeline, logical_date, interval_end, run_trigger, state, created_at, started_at, ended_at";
 
 impl MetaDb {
-    /// Records a new run (state `running`, started now). Fails if `run_id` exists.
+    /// Records a new run (state `running`, started now). Returns `false`, writing
+    /// nothing, when the pipeline already has a scheduled or backfill run for that logical
+    /// date and this one is one of those too (each date is scheduled once).
     pub async fn insert_run(
         &self,
         run_id: &str,
@@ -77,11 +79,12 @@ impl MetaDb {
         logical_date: &str,
         interval_end: &str,
         trigger: &str,
-    ) -> Result<(), MetaError> {
+        runner: &str,
+    ) -> Result<bool, MetaError> {
         let ts = now();
-        sqlx::query(
-            "INSERT INTO pipeline_runs (run_id, pipeline, logical_date, interval_end, run_trigger, state, created_at, started_at)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, $6)",
+        let done = sqlx::query(
+            "INSERT INTO pipeline_runs (run_id, pipeline, logical_date, interval_end, run_trigger, state, created_at, started_at, runner)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $6, $7)",
         )
         .bind(run_id)
         .bind(pipeline)
@@ -89,8 +92,86 @@ impl MetaDb {
         .bind(interval_end)
         .bind(trigger)
         .bind(ts)
+        .bind(runner)
+        .execute(self.pool())
+        .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e))
+                if e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The latest logical date a scheduled or backfill run of `pipeline` has.
+    pub async fn last_scheduled(&self, pipeline: &str) -> Result<Option<String>, MetaError> {
+        let row = sqlx::query(
+            "SELECT MAX(logical_date) AS d FROM pipeline_runs
+             WHERE pipeline = $1 AND run_trigger = 'scheduled'",
+        )
+        .bind(pipeline)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<Option<String>, _>("d")?)
+    }
+
+    /// Runs in a state (`running` ones left by a crash, for instance), oldest first.
+    pub async fn runs_in_state(&self, state: &str) -> Result<Vec<RunRecord>, MetaError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM pipeline_runs WHERE state = $1 ORDER BY created_at, run_id"
+        ))
+        .bind(state)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)
+    }
+
+    /// Who started a run (`host:pid:start`), to tell a crashed scheduler's runs.
+    pub async fn run_runner(&self, run_id: &str) -> Result<Option<String>, MetaError> {
+        let row = sqlx::query("SELECT runner FROM pipeline_runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>("runner").ok().flatten()))
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `expires_at` (RFC 3339). True
+    /// when `holder` holds it now: it was free, expired at `now`, or already its own.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_at: &str,
+        expires_at: &str,
+    ) -> Result<bool, MetaError> {
+        sqlx::query(
+            "INSERT INTO scheduler_lease (name, holder, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE scheduler_lease.holder = excluded.holder OR scheduler_lease.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(expires_at)
+        .bind(now_at)
         .execute(self.pool())
         .await?;
+        let row = sqlx::query("SELECT holder FROM scheduler_lease WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<String, _>("holder")? == holder)
+    }
+
+    /// Gives the lease up (when `holder` has it).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), MetaError> {
+        sqlx::query("DELETE FROM scheduler_lease WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -133,6 +214,23 @@ impl MetaDb {
         ))
         .bind(pipeline.unwrap_or(""))
         .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)
+    }
+
+    /// The runs of a pipeline for one logical date, oldest first.
+    pub async fn runs_for_date(
+        &self,
+        pipeline: &str,
+        logical_date: &str,
+    ) -> Result<Vec<RunRecord>, MetaError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM pipeline_runs WHERE pipeline = $1 AND logical_date = $2
+             ORDER BY created_at, run_id"
+        ))
+        .bind(pipeline)
+        .bind(logical_date)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)

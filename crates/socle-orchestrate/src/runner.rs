@@ -182,31 +182,85 @@ pub async fn run(
     req: RunRequest,
     progress: Arc<dyn RunProgress>,
 ) -> Result<RunSummary> {
-    let started = Instant::now();
-    let pipeline = Arc::new(req.pipeline.clone());
-    let tz = pipeline
+    let run_id = create_run(env, &req).await?.ok_or_else(|| {
+        OrchestrateError::Other(format!(
+            "pipeline `{}` already has a scheduled run for {}",
+            req.pipeline.name, req.start
+        ))
+    })?;
+    execute(env, &run_id, req, progress, Previous::default()).await
+}
+
+/// This process, as recorded on the runs it starts (`host:pid:start`).
+pub fn runner_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            Utc::now().timestamp_millis()
+        )
+    })
+}
+
+fn zone(pipeline: &Pipeline) -> chrono_tz::Tz {
+    pipeline
         .schedule
         .as_ref()
         .map(|s| s.tz)
-        .unwrap_or(chrono_tz::UTC);
-    let local = req.start.with_timezone(&tz);
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// Records a new run; `None` when the request is scheduled or a backfill and that logical
+/// date already has such a run.
+pub async fn create_run(env: &RunEnv, req: &RunRequest) -> Result<Option<String>> {
+    let local = req.start.with_timezone(&zone(&req.pipeline));
     let stamp = if local.time() == chrono::NaiveTime::MIN {
         local.format("%Y%m%d").to_string()
     } else {
         local.format("%Y%m%dT%H%M%S").to_string()
     };
     let logical = req.start.to_rfc3339();
-    let n = env.meta.count_runs(&pipeline.name, &logical).await?;
-    let run_id = format!("{}.{stamp}.{}", pipeline.name, n + 1);
-    env.meta
+    let n = env.meta.count_runs(&req.pipeline.name, &logical).await?;
+    let run_id = format!("{}.{stamp}.{}", req.pipeline.name, n + 1);
+    let inserted = env
+        .meta
         .insert_run(
             &run_id,
-            &pipeline.name,
+            &req.pipeline.name,
             &logical,
             &req.end.to_rfc3339(),
             &req.trigger,
+            runner_id(),
         )
         .await?;
+    Ok(inserted.then_some(run_id))
+}
+
+/// What an earlier attempt of the same run left: tasks that succeeded (kept) and how many
+/// tries each task has had (numbering continues).
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub succeeded: BTreeSet<String>,
+    pub tries: BTreeMap<String, i64>,
+}
+
+/// Executes the tasks of a recorded run (a new one, or one being resumed).
+pub async fn execute(
+    env: &RunEnv,
+    run_id: &str,
+    req: RunRequest,
+    progress: Arc<dyn RunProgress>,
+    previous: Previous,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let run_id = run_id.to_string();
+    let pipeline = Arc::new(req.pipeline.clone());
+    let tz = zone(&pipeline);
+    let local = req.start.with_timezone(&tz);
     progress.event(&Event::RunStarted {
         run_id: run_id.clone(),
     });
@@ -223,7 +277,20 @@ pub async fn run(
     let selected_set: BTreeSet<String> = selected.iter().cloned().collect();
     let mut states: BTreeMap<String, TaskState> = BTreeMap::new();
     let mut results: Vec<(String, TaskState, Duration, String)> = Vec::new();
-    let mut pending = selected.clone();
+    for name in selected.iter().filter(|t| previous.succeeded.contains(*t)) {
+        states.insert(name.clone(), TaskState::Success);
+        results.push((
+            name.clone(),
+            TaskState::Success,
+            Duration::ZERO,
+            "kept from the earlier attempt of this run".into(),
+        ));
+    }
+    let mut pending: Vec<String> = selected
+        .iter()
+        .filter(|t| !previous.succeeded.contains(*t))
+        .cloned()
+        .collect();
     let mut running: JoinSet<(String, TaskState, Duration, String)> = JoinSet::new();
     let interrupted = loop {
         // Start every task whose upstream tasks (in this run) are final.
@@ -292,7 +359,8 @@ pub async fn run(
                 data_interval_end: req.end.with_timezone(&tz).to_rfc3339(),
             };
             let (meta, progress, spec) = (env.meta.clone(), progress.clone(), spec.clone());
-            running.spawn(async move { attempt_all(&meta, &spec, ctx, progress).await });
+            let first_try = previous.tries.get(&name).copied().unwrap_or(0) as u32 + 1;
+            running.spawn(async move { attempt_all(&meta, &spec, ctx, progress, first_try).await });
         }
         if running.is_empty() {
             break false;
@@ -353,6 +421,43 @@ pub async fn run(
     })
 }
 
+/// Reruns the tasks of a run that did not succeed (failed, upstream failed, skipped,
+/// interrupted), keeping the successful ones; try numbers continue.
+pub async fn resume(
+    env: &RunEnv,
+    run_id: &str,
+    progress: Arc<dyn RunProgress>,
+) -> Result<RunSummary> {
+    let record = env
+        .meta
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| OrchestrateError::UnknownRun(run_id.to_string()))?;
+    let pipeline = crate::pipeline::load_one(&env.project.root, &record.pipeline)?;
+    let time = |t: &str| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| OrchestrateError::Other(format!("run {run_id}: bad date `{t}`")))
+    };
+    let (start, end) = (time(&record.logical_date)?, time(&record.interval_end)?);
+    let mut previous = Previous::default();
+    for t in env.meta.list_tasks(run_id).await? {
+        if t.state == "success" {
+            previous.succeeded.insert(t.task.clone());
+        }
+        previous.tries.insert(t.task, t.try_number);
+    }
+    env.meta.set_run_state(run_id, "running").await?;
+    let request = RunRequest {
+        pipeline,
+        start,
+        end,
+        trigger: record.trigger,
+        only: None,
+    };
+    execute(env, run_id, request, progress, previous).await
+}
+
 /// Whether a task whose upstream tasks ended in `ups` runs (`None`) or ends at once.
 fn decide(rule: TriggerRule, ups: &[TaskState]) -> Option<TaskState> {
     let failed = ups
@@ -373,11 +478,12 @@ async fn attempt_all(
     spec: &TaskSpec,
     ctx: TaskContext,
     progress: Arc<dyn RunProgress>,
+    first_try: u32,
 ) -> (String, TaskState, Duration, String) {
     let started = Instant::now();
-    let tries = spec.policy.retries + 1;
+    let tries = first_try + spec.policy.retries;
     let kind = crate::tasks::kind(&spec.kind).expect("kinds are checked at load");
-    let mut try_number = 1;
+    let mut try_number = first_try;
     loop {
         progress.event(&Event::TaskStarted {
             task: spec.name.clone(),

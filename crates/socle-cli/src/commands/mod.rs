@@ -25,6 +25,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => pipeline::run(project, args).await,
         Command::Runs(args) => pipeline::runs(project, args).await,
         Command::Logs(args) => pipeline::logs(project, args).await,
+        Command::Rerun(args) => pipeline::rerun(project, args).await,
+        Command::Backfill(args) => pipeline::backfill(project, args).await,
         Command::Seed(c) => dbt::run(project, dbt::Which::Seed, c).await,
         Command::Test(c) => dbt::run(project, dbt::Which::Test, c).await,
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,

@@ -113,11 +113,7 @@ pub async fn run(explicit: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         args.date.as_deref(),
         chrono::Utc::now(),
     )?;
-    let env = RunEnv {
-        project: Arc::new(opened.project.clone()),
-        warehouse: opened.warehouse.clone(),
-        meta: opened.meta.clone(),
-    };
+    let env = env_of(&opened);
     let request = RunRequest {
         pipeline,
         start,
@@ -133,27 +129,7 @@ pub async fn run(explicit: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         }),
     )
     .await?;
-    println!();
-    for (task, state, duration, message) in &summary.tasks {
-        println!(
-            "  {:<24} {:<16} {:>8}  {}",
-            task,
-            state.as_str(),
-            human(*duration),
-            first_line(message)
-        );
-    }
-    println!(
-        "\nRun {} {} in {}. Logs: socle logs {}",
-        summary.run_id,
-        if summary.success {
-            "succeeded"
-        } else {
-            "FAILED"
-        },
-        human(summary.elapsed),
-        summary.run_id
-    );
+    print_summary(&summary);
     Ok(if summary.success {
         ExitCode::SUCCESS
     } else {
@@ -281,4 +257,143 @@ pub async fn logs(explicit: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn env_of(opened: &crate::context::Opened) -> RunEnv {
+    RunEnv {
+        project: Arc::new(opened.project.clone()),
+        warehouse: opened.warehouse.clone(),
+        meta: opened.meta.clone(),
+    }
+}
+
+fn print_summary(summary: &socle_orchestrate::runner::RunSummary) {
+    println!();
+    for (task, state, duration, message) in &summary.tasks {
+        println!(
+            "  {:<24} {:<16} {:>8}  {}",
+            task,
+            state.as_str(),
+            human(*duration),
+            first_line(message)
+        );
+    }
+    println!(
+        "\nRun {} {} in {}. Logs: socle logs {}",
+        summary.run_id,
+        if summary.success {
+            "succeeded"
+        } else {
+            "FAILED"
+        },
+        human(summary.elapsed),
+        summary.run_id
+    );
+}
+
+/// `socle rerun RUN`: the tasks of a run that did not succeed, again.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Reruns the failed, upstream-failed, skipped and interrupted tasks of a run, in the same\nrun (try numbers continue); tasks that succeeded are kept.\n\nExamples:\n  socle rerun daily.20240301.1"
+)]
+pub struct RerunArgs {
+    /// A run id, as `socle runs` lists them
+    pub run: String,
+}
+
+pub async fn rerun(explicit: Option<PathBuf>, args: RerunArgs) -> Result<ExitCode> {
+    let opened = crate::context::open(explicit).await?;
+    let Some(record) = opened.meta.get_run(&args.run).await? else {
+        bail!(socle_orchestrate::OrchestrateError::UnknownRun(args.run));
+    };
+    if record.state == "success" {
+        println!("Run {} succeeded: nothing to rerun.", record.run_id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let env = env_of(&opened);
+    let summary = socle_orchestrate::runner::resume(
+        &env,
+        &args.run,
+        Arc::new(Lines {
+            pipeline: record.pipeline.clone(),
+        }),
+    )
+    .await?;
+    print_summary(&summary);
+    Ok(if summary.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `socle backfill PIPELINE --from D1 --to D2`: a run per interval.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Runs the pipeline for every interval whose logical date falls between --from and --to\n(inclusive). Dates that already have a scheduled or backfill run are left alone, unless\n--rerun-failed reruns the failed tasks of the failed ones.\n\nExamples:\n  socle backfill daily --from 2024-01-01 --to 2024-01-31 --parallel 4\n  socle backfill daily --from 2024-01-01 --to 2024-01-31 --rerun-failed"
+)]
+pub struct BackfillArgs {
+    pub pipeline: String,
+    /// First logical date (YYYY-MM-DD)
+    #[arg(long)]
+    pub from: chrono::NaiveDate,
+    /// Last logical date (YYYY-MM-DD, inclusive)
+    #[arg(long)]
+    pub to: chrono::NaiveDate,
+    /// Runs at once
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Rerun the failed tasks of dates whose run failed
+    #[arg(long)]
+    pub rerun_failed: bool,
+}
+
+pub async fn backfill(explicit: Option<PathBuf>, args: BackfillArgs) -> Result<ExitCode> {
+    let opened = crate::context::open(explicit).await?;
+    let pipeline = socle_orchestrate::pipeline::load_one(&opened.project.root, &args.pipeline)?;
+    let env = env_of(&opened);
+    let outcomes = socle_orchestrate::backfill::backfill(
+        &env,
+        &pipeline,
+        args.from,
+        args.to,
+        args.parallel,
+        args.rerun_failed,
+        Arc::new(Lines {
+            pipeline: pipeline.name.clone(),
+        }),
+    )
+    .await?;
+    println!();
+    let mut failed = 0;
+    for (_, outcome) in &outcomes {
+        match outcome {
+            socle_orchestrate::backfill::Outcome::Ran(s) => {
+                if !s.success {
+                    failed += 1;
+                }
+                println!(
+                    "  {:<36} {}",
+                    s.run_id,
+                    if s.success { "success" } else { "failed" }
+                );
+            }
+            socle_orchestrate::backfill::Outcome::Kept(id, state) => {
+                if state == "failed" {
+                    failed += 1;
+                }
+                println!("  {id:<36} {state} (already run; left alone)");
+            }
+        }
+    }
+    println!(
+        "\nBackfill of {}: {} intervals, {failed} failed.",
+        pipeline.name,
+        outcomes.len()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

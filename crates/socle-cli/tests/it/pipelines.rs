@@ -208,3 +208,83 @@ fn a_run_retries_times_out_follows_trigger_rules_and_is_recorded() {
     assert!(!success);
     assert!(err.contains("did you mean `rules`?"), "{err}");
 }
+
+#[test]
+fn backfill_runs_each_date_once_and_reruns_only_failed_tasks() {
+    let (_tmp, dir) = project();
+    write(
+        &dir,
+        "pipelines/gated.yml",
+        r#"schedule: "@daily"
+tasks:
+  first:
+    kind: command
+    command: "echo {{ ds }} >> first.log"
+  gate:
+    kind: command
+    command: "[ -f open ] && echo {{ ds }} >> gate.log"
+    depends_on: [first]
+  last:
+    kind: command
+    command: "echo {{ ds }} >> last.log"
+    depends_on: [gate]
+"#,
+    );
+    let lines = |f: &str| -> usize {
+        std::fs::read_to_string(dir.join(f))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let args = [
+        "backfill",
+        "gated",
+        "--from",
+        "2024-03-01",
+        "--to",
+        "2024-03-03",
+        "--parallel",
+        "2",
+    ];
+    let (success, out, _) = run(&dir, &args);
+    assert!(!success, "{out}");
+    assert!(out.contains("3 intervals, 3 failed"), "{out}");
+    assert_eq!((lines("first.log"), lines("gate.log")), (3, 0));
+    // Again: every date has its run; nothing runs twice.
+    let (_, out, _) = run(&dir, &args);
+    assert!(out.contains("already run; left alone"), "{out}");
+    assert_eq!(lines("first.log"), 3);
+    // The gate opens: rerun one run's failed tasks; the task that succeeded is kept.
+    std::fs::write(dir.join("open"), "").unwrap();
+    let out = ok(&dir, &["rerun", "gated.20240301.1"]);
+    assert!(out.contains("Run gated.20240301.1 succeeded"), "{out}");
+    assert!(out.contains("kept from the earlier attempt"), "{out}");
+    assert_eq!(
+        (lines("first.log"), lines("gate.log"), lines("last.log")),
+        (3, 1, 1)
+    );
+    // The other failed dates, from the backfill.
+    let mut with_rerun = args.to_vec();
+    with_rerun.push("--rerun-failed");
+    let out = ok(&dir, &with_rerun);
+    assert!(out.contains("3 intervals, 0 failed"), "{out}");
+    assert_eq!(
+        (lines("first.log"), lines("gate.log"), lines("last.log")),
+        (3, 3, 3)
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &["runs", "gated", "--format", "json"])).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(
+        runs.iter()
+            .all(|r| r["state"] == "success" && r["trigger"] == "backfill")
+    );
+    let gate = runs[0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "gate")
+        .unwrap()
+        .clone();
+    assert_eq!(gate["try_number"], 2, "{gate}");
+}
