@@ -75,6 +75,8 @@ pub enum Command {
     Rerun(commands::pipeline::RerunArgs),
     /// Run a pipeline for every interval between two dates
     Backfill(commands::pipeline::BackfillArgs),
+    /// Run the scheduler daemon: pipelines start when their intervals end
+    Serve(commands::pipeline::ServeArgs),
     /// Load the seed CSV files into tables
     #[command(
         after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh"

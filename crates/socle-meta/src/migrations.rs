@@ -5,7 +5,9 @@
 
 use sqlx::Row;
 
-use crate::{MetaDb, MetaError, now};
+use sqlx::AnyConnection;
+
+use crate::{Backend, MetaDb, MetaError, now};
 
 pub struct Migration {
     pub version: i64,
@@ -106,7 +108,34 @@ pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {
     Ok(row.try_get::<i64, _>("v")?)
 }
 
+/// Applies the pending migrations. Several processes may open a fresh database at once
+/// (two daemons, a daemon and a command): they take turns, holding a PostgreSQL advisory
+/// lock or SQLite's write lock, and each re-reads the version under the lock.
 pub(crate) async fn migrate(db: &MetaDb) -> Result<(), MetaError> {
+    let mut conn = db.pool().acquire().await?;
+    match db.backend() {
+        Backend::Postgres => {
+            sqlx::query("SELECT pg_advisory_lock(4715010901)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Backend::Sqlite => {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        }
+    }
+    let result = migrate_locked(&mut conn, db.backend()).await;
+    let release = match (db.backend(), &result) {
+        (Backend::Postgres, _) => "SELECT pg_advisory_unlock(4715010901)",
+        (Backend::Sqlite, Ok(())) => "COMMIT",
+        (Backend::Sqlite, Err(_)) => "ROLLBACK",
+    };
+    let released = sqlx::query(release).execute(&mut *conn).await;
+    result?;
+    released?;
+    Ok(())
+}
+
+async fn migrate_locked(conn: &mut AnyConnection, backend: Backend) -> Result<(), MetaError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS socle_migrations (
             version BIGINT NOT NULL PRIMARY KEY,
@@ -114,9 +143,12 @@ pub(crate) async fn migrate(db: &MetaDb) -> Result<(), MetaError> {
             applied_at TEXT NOT NULL
         )",
     )
-    .execute(db.pool())
+    .execute(&mut *conn)
     .await?;
-    let current = current_version(db).await?;
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM socle_migrations")
+        .fetch_one(&mut *conn)
+        .await?;
+    let current = row.try_get::<i64, _>("v")?;
     let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
     if current > known {
         return Err(MetaError::TooNew {
@@ -130,18 +162,37 @@ pub(crate) async fn migrate(db: &MetaDb) -> Result<(), MetaError> {
             name: m.name,
             source,
         };
-        let mut tx = db.pool().begin().await.map_err(fail)?;
-        for stmt in m.statements {
-            sqlx::query(stmt).execute(&mut *tx).await.map_err(fail)?;
+        // SQLite is already in one transaction (BEGIN IMMEDIATE); PostgreSQL gets one per
+        // migration.
+        if backend == Backend::Postgres {
+            sqlx::query("BEGIN")
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
         }
-        sqlx::query("INSERT INTO socle_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+        let applied = async {
+            for stmt in m.statements {
+                sqlx::query(stmt).execute(&mut *conn).await?;
+            }
+            sqlx::query(
+                "INSERT INTO socle_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
             .bind(m.version)
             .bind(m.name)
             .bind(now())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+        }
+        .await;
+        if backend == Backend::Postgres {
+            let end = if applied.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            sqlx::query(end).execute(&mut *conn).await.map_err(fail)?;
+        }
+        applied.map_err(fail)?;
         tracing::info!(
             version = m.version,
             name = m.name,

@@ -129,6 +129,31 @@ impl MetaDb {
         Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)
     }
 
+    /// Marks the attempts and tasks of a run still `running` as failed with `reason`
+    /// (their process is gone: a crash). Returns how many attempts it closed.
+    pub async fn fail_running(&self, run_id: &str, reason: &str) -> Result<u64, MetaError> {
+        let ts = now();
+        let done = sqlx::query(
+            "UPDATE task_attempts SET state = 'failed', error = $2, ended_at = $3
+             WHERE run_id = $1 AND state = 'running'",
+        )
+        .bind(run_id)
+        .bind(reason)
+        .bind(&ts)
+        .execute(self.pool())
+        .await?;
+        sqlx::query(
+            "UPDATE task_instances SET state = 'failed', error = $2, ended_at = $3
+             WHERE run_id = $1 AND state IN ('running', 'up_for_retry')",
+        )
+        .bind(run_id)
+        .bind(reason)
+        .bind(&ts)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Who started a run (`host:pid:start`), to tell a crashed scheduler's runs.
     pub async fn run_runner(&self, run_id: &str) -> Result<Option<String>, MetaError> {
         let row = sqlx::query("SELECT runner FROM pipeline_runs WHERE run_id = $1")

@@ -116,7 +116,7 @@ pub async fn backfill(
                     .rfind(|r| r.trigger == "scheduled" || r.trigger == "backfill")
                     .ok_or_else(|| OrchestrateError::Other("run vanished".into()))?;
                 if rerun_failed && existing.state == "failed" {
-                    let s = crate::runner::resume(&env, &existing.run_id, progress).await?;
+                    let s = crate::runner::resume(&env, &existing.run_id, progress, false).await?;
                     return Ok((start, Outcome::Ran(s)));
                 }
                 Ok((start, Outcome::Kept(existing.run_id, existing.state)))

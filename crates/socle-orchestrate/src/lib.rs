@@ -12,6 +12,7 @@ pub mod error;
 pub mod pipeline;
 pub mod runner;
 pub mod schedule;
+pub mod scheduler;
 pub mod tasks;
 pub mod template;
 

@@ -27,6 +27,9 @@ pub struct RunEnv {
     pub project: Arc<socle_core::Project>,
     pub warehouse: Warehouse,
     pub meta: MetaDb,
+    /// Ctrl-C stops the run at once (the command line); the daemon shuts down gracefully
+    /// instead.
+    pub stop_on_ctrl_c: bool,
 }
 
 /// One run to make.
@@ -246,6 +249,9 @@ pub async fn create_run(env: &RunEnv, req: &RunRequest) -> Result<Option<String>
 pub struct Previous {
     pub succeeded: BTreeSet<String>,
     pub tries: BTreeMap<String, i64>,
+    /// Tries already made count against `retries` (crash recovery); otherwise a rerun
+    /// gets a fresh set of retries.
+    pub keep_budget: bool,
 }
 
 /// Executes the tasks of a recorded run (a new one, or one being resumed).
@@ -359,15 +365,25 @@ pub async fn execute(
                 data_interval_end: req.end.with_timezone(&tz).to_rfc3339(),
             };
             let (meta, progress, spec) = (env.meta.clone(), progress.clone(), spec.clone());
-            let first_try = previous.tries.get(&name).copied().unwrap_or(0) as u32 + 1;
-            running.spawn(async move { attempt_all(&meta, &spec, ctx, progress, first_try).await });
+            let so_far = previous.tries.get(&name).copied().unwrap_or(0).max(0) as u32;
+            let first_try = so_far + 1;
+            // A rerun asked for gets a fresh set of retries; a run recovered after a crash
+            // keeps its budget.
+            let last_try = if previous.keep_budget {
+                spec.policy.retries + 1
+            } else {
+                so_far + spec.policy.retries + 1
+            };
+            running.spawn(async move {
+                attempt_all(&meta, &spec, ctx, progress, first_try, last_try).await
+            });
         }
         if running.is_empty() {
             break false;
         }
         let joined = tokio::select! {
             j = running.join_next() => j,
-            _ = tokio::signal::ctrl_c() => break true,
+            _ = ctrl_c(env.stop_on_ctrl_c) => break true,
         };
         let Some(joined) = joined else { break false };
         let (name, state, duration, message) =
@@ -427,6 +443,7 @@ pub async fn resume(
     env: &RunEnv,
     run_id: &str,
     progress: Arc<dyn RunProgress>,
+    keep_budget: bool,
 ) -> Result<RunSummary> {
     let record = env
         .meta
@@ -440,7 +457,10 @@ pub async fn resume(
             .map_err(|_| OrchestrateError::Other(format!("run {run_id}: bad date `{t}`")))
     };
     let (start, end) = (time(&record.logical_date)?, time(&record.interval_end)?);
-    let mut previous = Previous::default();
+    let mut previous = Previous {
+        keep_budget,
+        ..Previous::default()
+    };
     for t in env.meta.list_tasks(run_id).await? {
         if t.state == "success" {
             previous.succeeded.insert(t.task.clone());
@@ -456,6 +476,15 @@ pub async fn resume(
         only: None,
     };
     execute(env, run_id, request, progress, previous).await
+}
+
+/// Resolves on Ctrl-C when `enabled`; never otherwise.
+async fn ctrl_c(enabled: bool) {
+    if enabled {
+        let _ = tokio::signal::ctrl_c().await;
+    } else {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Whether a task whose upstream tasks ended in `ups` runs (`None`) or ends at once.
@@ -479,9 +508,30 @@ async fn attempt_all(
     ctx: TaskContext,
     progress: Arc<dyn RunProgress>,
     first_try: u32,
+    last_try: u32,
 ) -> (String, TaskState, Duration, String) {
     let started = Instant::now();
-    let tries = first_try + spec.policy.retries;
+    let tries = last_try;
+    if first_try > last_try {
+        let message = format!("no tries left ({last_try} used) after an interruption");
+        let task = TaskRecord {
+            run_id: ctx.run_id.clone(),
+            task: spec.name.clone(),
+            state: "failed".into(),
+            try_number: i64::from(last_try),
+            started_at: None,
+            ended_at: Some(now_text()),
+            duration_ms: None,
+            error: Some(message.clone()),
+        };
+        let _ = meta.put_task(&task).await;
+        return (
+            spec.name.clone(),
+            TaskState::Failed,
+            Duration::ZERO,
+            message,
+        );
+    }
     let kind = crate::tasks::kind(&spec.kind).expect("kinds are checked at load");
     let mut try_number = first_try;
     loop {

@@ -167,8 +167,15 @@ pub async fn runs(explicit: Option<PathBuf>, args: RunsArgs) -> Result<ExitCode>
         let mut out = Vec::new();
         for r in &runs {
             let tasks = opened.meta.list_tasks(&r.run_id).await?;
+            let runner = opened.meta.run_runner(&r.run_id).await?;
+            let attempts = opened.meta.list_attempts(&r.run_id, None).await?;
             out.push(serde_json::json!({
                 "run_id": r.run_id, "pipeline": r.pipeline, "logical_date": r.logical_date,
+                "runner": runner,
+                "attempts": attempts.iter().map(|a| serde_json::json!({
+                    "task": a.task, "try_number": a.try_number, "state": a.state,
+                    "error": a.error, "exit_code": a.exit_code,
+                })).collect::<Vec<_>>(),
                 "interval_end": r.interval_end, "trigger": r.trigger, "state": r.state,
                 "created_at": r.created_at, "started_at": r.started_at, "ended_at": r.ended_at,
                 "tasks": tasks.iter().map(|t| serde_json::json!({
@@ -264,6 +271,7 @@ fn env_of(opened: &crate::context::Opened) -> RunEnv {
         project: Arc::new(opened.project.clone()),
         warehouse: opened.warehouse.clone(),
         meta: opened.meta.clone(),
+        stop_on_ctrl_c: true,
     }
 }
 
@@ -317,6 +325,7 @@ pub async fn rerun(explicit: Option<PathBuf>, args: RerunArgs) -> Result<ExitCod
         Arc::new(Lines {
             pipeline: record.pipeline.clone(),
         }),
+        false,
     )
     .await?;
     print_summary(&summary);
@@ -396,4 +405,80 @@ pub async fn backfill(explicit: Option<PathBuf>, args: BackfillArgs) -> Result<E
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `socle serve`: the scheduler daemon.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Starts a run of each scheduled pipeline when its interval ends (see docs/pipelines.md).\nSeveral daemons may share a PostgreSQL metadata database: one holds the lease and\nschedules, the others wait to take over. SIGTERM or Ctrl-C stops scheduling, lets runs in\nflight finish within --grace, then stops them. (The HTTP server comes with a later release.)\n\nExamples:\n  socle serve\n  socle --project examples/shop serve --grace 5m"
+)]
+pub struct ServeArgs {
+    /// How long runs in flight may finish after a stop signal (30s, 5m, ...)
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+    /// How long the scheduling lease lasts without renewal: a stopped daemon's runs are
+    /// taken over after that
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub lease: std::time::Duration,
+    /// How often schedules are looked at
+    #[arg(long, default_value = "1s", value_parser = parse_duration, hide = true)]
+    pub tick: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    socle_orchestrate::pipeline::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration (30s, 5m, 2h)"))
+}
+
+pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCode> {
+    let opened = crate::context::open(explicit).await?;
+    let pipelines = socle_orchestrate::pipeline::load_all(&opened.project.root)?;
+    let scheduled: Vec<String> = pipelines
+        .iter()
+        .filter(|p| p.schedule.is_some())
+        .map(|p| {
+            format!(
+                "{} ({} {})",
+                p.name,
+                p.schedule.as_ref().map(|s| s.expr.as_str()).unwrap_or(""),
+                p.schedule.as_ref().map(|s| s.tz.name()).unwrap_or("")
+            )
+        })
+        .collect();
+    println!(
+        "{} scheduler: {} scheduled pipeline(s){}{}",
+        clock(),
+        scheduled.len(),
+        if scheduled.is_empty() { "" } else { ": " },
+        scheduled.join(", ")
+    );
+    let env = RunEnv {
+        stop_on_ctrl_c: false,
+        ..env_of(&opened)
+    };
+    let settings = socle_orchestrate::scheduler::Settings {
+        lease: args.lease,
+        tick: args.tick,
+        grace: args.grace,
+    };
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        println!("{} scheduler: stopping (no new runs)", clock());
+    };
+    socle_orchestrate::scheduler::serve(
+        env,
+        settings,
+        Arc::new(Lines {
+            pipeline: "scheduler".into(),
+        }),
+        shutdown,
+    )
+    .await?;
+    println!("{} scheduler: stopped", clock());
+    Ok(ExitCode::SUCCESS)
 }

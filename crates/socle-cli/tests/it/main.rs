@@ -8,4 +8,5 @@ mod docs;
 mod example;
 mod pipelines;
 mod project;
+mod scheduler;
 mod sql;
