@@ -4,7 +4,7 @@
 #   - Chromium (headless, to check that the `socle docs` site renders)
 #   - Python packages: deltalake + pyarrow (reading socle tables from another tool),
 #     moto[server] (an S3-compatible server on loopback), dbt-core + dbt-duckdb 1.10 (the
-#     reference that socle's dbt runs are compared with)
+#     reference that socle's dbt runs are compared with), aiosmtpd (SMTP server for alerts)
 # Source it (`. scripts/test-services.sh`) to get SOCLE_TEST_POSTGRES_URL exported.
 # Idempotent: a second run finds everything in place and returns in a second.
 set -euo pipefail
@@ -60,6 +60,10 @@ if ! python3 -c "import deltalake, pyarrow, moto.server, flask_cors" 2>/dev/null
     echo "installing Python test packages (deltalake, pyarrow, moto[server])..." >&2
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         "deltalake==1.6.6" "pyarrow>=15" "moto[server]>=5.0" >&2
+fi
+if ! python3 -c "import aiosmtpd" 2>/dev/null; then
+    echo "installing aiosmtpd (an SMTP server for the alert tests)..." >&2
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "aiosmtpd>=1.4" >&2
 fi
 if ! command -v dbt >/dev/null || ! python3 -c "import dbt.adapters.duckdb" 2>/dev/null; then
     echo "installing dbt-core and dbt-duckdb 1.10 (reference for dbt compatibility tests)..." >&2

@@ -141,10 +141,7 @@ fn default_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {}
 
-/// Alert destinations. Nothing is configurable yet; any key is rejected.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsConfig {}
+pub use crate::alerts::AlertsConfig;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +158,7 @@ struct RawConfig {
     #[serde(default)]
     security: SecurityConfig,
     #[serde(default)]
-    alerts: AlertsConfig,
+    alerts: crate::alerts::RawAlerts,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,7 +363,7 @@ impl Config {
         config.warehouse.batch_size = w.batch_size.filter(|n| *n > 0);
         config.server = raw.server;
         config.security = raw.security;
-        config.alerts = raw.alerts;
+        config.alerts = raw.alerts.validate(file)?;
         Ok(config)
     }
 }

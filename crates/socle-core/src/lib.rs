@@ -6,6 +6,7 @@
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
 //! - [`scaffold`]: `socle init`, a working project to start from.
 
+pub mod alerts;
 pub mod config;
 pub mod diag;
 pub mod project;

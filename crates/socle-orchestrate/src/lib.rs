@@ -6,6 +6,7 @@
 //! module per task kind; [`runner`] executes a run (parallel tasks, retries, timeouts,
 //! trigger rules) and records it in the metadata database.
 
+pub mod alerts;
 pub mod backfill;
 pub mod dag;
 pub mod error;

@@ -46,6 +46,54 @@ pub struct Pipeline {
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Tasks by name.
     pub tasks: BTreeMap<String, TaskSpec>,
+    /// Which events alert which channels (the defaults of socle.yml otherwise).
+    pub alerts: Option<PipelineAlerts>,
+    /// A run not finished this long after its interval ends misses its SLA.
+    pub sla: Option<Duration>,
+}
+
+/// `alerts:` of a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineAlerts {
+    pub on: Option<Vec<String>>,
+    pub to: Option<Vec<String>>,
+    /// Where each channel name is written (to report unknown ones).
+    pub to_at: Vec<(String, Location)>,
+}
+
+impl Pipeline {
+    /// Channel names of `alerts.to` (and of `notify` tasks) that `socle.yml` does not define.
+    pub fn check_channels(&self, config: &socle_core::alerts::AlertsConfig) -> Vec<ConfigError> {
+        let mut named: Vec<(String, Location)> = self
+            .alerts
+            .as_ref()
+            .map(|a| a.to_at.clone())
+            .unwrap_or_default();
+        for t in self.tasks.values() {
+            named.extend(t.channels.iter().map(|c| (c.clone(), t.location)));
+        }
+        named
+            .into_iter()
+            .filter(|(name, _)| !config.channels.contains_key(name))
+            .map(|(name, at)| {
+                let mut e = ConfigError::new(
+                    &self.file,
+                    at,
+                    format!("no alerts channel `{name}` in socle.yml"),
+                );
+                e.hint = Some(
+                    match socle_core::diag::did_you_mean(
+                        &name,
+                        config.channels.keys().map(String::as_str),
+                    ) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => "define it under `alerts: channels:` in socle.yml".into(),
+                    },
+                );
+                e
+            })
+            .collect()
+    }
 }
 
 /// When a task runs, given its upstream tasks' outcomes.
@@ -131,6 +179,9 @@ pub struct TaskSpec {
     // `sql`
     pub sql: Option<String>,
     pub file: Option<String>,
+    // `notify`
+    pub message: Option<String>,
+    pub channels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,7 +203,16 @@ struct RawPipeline {
     max_active_runs: Option<u32>,
     defaults: Option<RawDefaults>,
     params: Option<serde_json::Map<String, serde_json::Value>>,
+    alerts: Option<RawPipelineAlerts>,
+    sla: Option<Spanned<DurationText>>,
     tasks: Spanned<BTreeMap<String, Spanned<RawTask>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipelineAlerts {
+    on: Option<Vec<Spanned<String>>>,
+    to: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +246,8 @@ struct RawTask {
     vars: Option<Spanned<serde_json::Value>>,
     sql: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
+    message: Option<Spanned<String>>,
+    channels: Option<Spanned<Vec<String>>>,
 }
 
 fn loc<T>(s: &Spanned<T>) -> Location {
@@ -384,6 +446,41 @@ pub fn load_file(file: &Path) -> std::result::Result<Pipeline, Vec<ConfigError>>
             Err(mut e) => errors.append(&mut e),
         }
     }
+    let alerts = match raw.alerts {
+        None => None,
+        Some(a) => {
+            let on = match &a.on {
+                Some(events) => match socle_core::alerts::check_events(file, events) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let to_at: Vec<(String, Location)> =
+                a.to.iter()
+                    .flatten()
+                    .map(|t| (t.value.clone(), loc(t)))
+                    .collect();
+            Some(PipelineAlerts {
+                on,
+                to: a.to.map(|t| t.into_iter().map(|x| x.value).collect()),
+                to_at,
+            })
+        }
+    };
+    let sla = match &raw.sla {
+        None => None,
+        Some(d) => match duration(file, d, "sla") {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
     if let Some(cycle) = crate::dag::find_cycle(&tasks) {
         let at = tasks.get(&cycle[0]).map(|t| t.location).unwrap_or_default();
         errors.push(ConfigError::new(
@@ -409,6 +506,8 @@ pub fn load_file(file: &Path) -> std::result::Result<Pipeline, Vec<ConfigError>>
         max_active_runs: raw.max_active_runs.unwrap_or(1).max(1),
         params: raw.params.unwrap_or_default(),
         tasks,
+        alerts,
+        sla,
     })
 }
 
@@ -492,6 +591,8 @@ fn task(
     note!(vars);
     note!(sql);
     note!(file);
+    note!(message);
+    note!(channels);
     if let Some(k) = kind_impl {
         let accepted = k.fields();
         for (field, where_) in &given {
@@ -582,6 +683,8 @@ fn task(
         vars: raw.vars.map(|v| v.value),
         sql: raw.sql.map(|s| s.value),
         file: raw.file.map(|f| f.value),
+        message: raw.message.map(|m| m.value),
+        channels: raw.channels.map(|c| c.value).unwrap_or_default(),
     };
     if let Some(k) = kind_impl
         && errors.is_empty()

@@ -30,6 +30,8 @@ pub struct RunEnv {
     /// Ctrl-C stops the run at once (the command line); the daemon shuts down gracefully
     /// instead.
     pub stop_on_ctrl_c: bool,
+    /// Where alerts go (`alerts:` of socle.yml); none when no channel is configured.
+    pub alerter: Option<Arc<crate::alerts::Alerter>>,
 }
 
 /// One run to make.
@@ -359,12 +361,19 @@ pub async fn execute(
                     &pipeline.params,
                 ),
                 log: Log::default(),
+                pipeline: pipeline.name.clone(),
+                alerter: env.alerter.clone(),
                 run_id: run_id.clone(),
                 ds: local.format("%Y-%m-%d").to_string(),
                 data_interval_start: req.start.with_timezone(&tz).to_rfc3339(),
                 data_interval_end: req.end.with_timezone(&tz).to_rfc3339(),
             };
-            let (meta, progress, spec) = (env.meta.clone(), progress.clone(), spec.clone());
+            let (meta, progress, spec, pipe) = (
+                env.meta.clone(),
+                progress.clone(),
+                spec.clone(),
+                pipeline.clone(),
+            );
             let so_far = previous.tries.get(&name).copied().unwrap_or(0).max(0) as u32;
             let first_try = so_far + 1;
             // A rerun asked for gets a fresh set of retries; a run recovered after a crash
@@ -375,7 +384,7 @@ pub async fn execute(
                 so_far + spec.policy.retries + 1
             };
             running.spawn(async move {
-                attempt_all(&meta, &spec, ctx, progress, first_try, last_try).await
+                attempt_all(&meta, &spec, ctx, progress, first_try, last_try, pipe).await
             });
         }
         if running.is_empty() {
@@ -429,6 +438,40 @@ pub async fn execute(
     env.meta
         .set_run_state(&run_id, if success { "success" } else { "failed" })
         .await?;
+    if let Some(alerter) = &env.alerter {
+        let base = crate::alerts::Alert {
+            event: "success".into(),
+            pipeline: pipeline.name.clone(),
+            task: None,
+            run_id: run_id.clone(),
+            logical_date: local.format("%Y-%m-%d").to_string(),
+            attempt: None,
+            message: String::new(),
+            logs: alerter.logs_link(&pipeline.name, &run_id, None),
+        };
+        if success {
+            alerter.emit(&pipeline, base.clone()).await;
+        }
+        let finished = Utc::now();
+        if let Some(sla) = pipeline.sla
+            && let Ok(sla_c) = chrono::Duration::from_std(sla)
+            && finished > req.end + sla_c
+        {
+            let late = (finished - req.end - sla_c).to_std().unwrap_or_default();
+            let message = format!(
+                "the run was due within {} of its interval's end ({}); it finished {} later",
+                human(sla),
+                req.end.with_timezone(&tz).to_rfc3339(),
+                human(late)
+            );
+            let alert = crate::alerts::Alert {
+                event: "sla_miss".into(),
+                message,
+                ..base
+            };
+            alerter.emit(&pipeline, alert).await;
+        }
+    }
     Ok(RunSummary {
         run_id,
         success,
@@ -509,8 +552,29 @@ async fn attempt_all(
     progress: Arc<dyn RunProgress>,
     first_try: u32,
     last_try: u32,
+    pipeline: Arc<Pipeline>,
 ) -> (String, TaskState, Duration, String) {
     let started = Instant::now();
+    let alert = |event: &str, try_number: u32, message: String| {
+        let ctx = ctx.clone();
+        let (pipeline, task, event) = (pipeline.clone(), spec.name.clone(), event.to_string());
+        async move {
+            if let Some(alerter) = &ctx.alerter {
+                let logs = alerter.logs_link(&pipeline.name, &ctx.run_id, Some(&task));
+                let alert = crate::alerts::Alert {
+                    event,
+                    pipeline: pipeline.name.clone(),
+                    task: Some(task),
+                    run_id: ctx.run_id.clone(),
+                    logical_date: ctx.ds.clone(),
+                    attempt: Some(try_number),
+                    message,
+                    logs,
+                };
+                alerter.emit(&pipeline, alert).await;
+            }
+        }
+    };
     let tries = last_try;
     if first_try > last_try {
         let message = format!("no tries left ({last_try} used) after an interruption");
@@ -634,7 +698,9 @@ async fn attempt_all(
                 message,
             );
         }
+        let excerpt = format!("{message}\n\n{}", log.tail(20));
         if !retry {
+            alert("failure", try_number, excerpt).await;
             return (
                 spec.name.clone(),
                 TaskState::Failed,
@@ -642,6 +708,7 @@ async fn attempt_all(
                 message,
             );
         }
+        alert("retry", try_number, excerpt).await;
         let delay = retry_delay(&spec.policy, try_number);
         progress.event(&Event::TaskRetrying {
             task: spec.name.clone(),

@@ -282,6 +282,8 @@ mod tests {
             max_active_runs: max_active,
             params: Default::default(),
             tasks: Default::default(),
+            alerts: None,
+            sla: None,
         }
     }
 

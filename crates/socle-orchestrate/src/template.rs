@@ -141,6 +141,7 @@ pub fn templated_fields(spec: &TaskSpec) -> Vec<String> {
     out.extend(spec.exclude.iter().cloned());
     out.extend(spec.sql.clone());
     out.extend(spec.file.clone());
+    out.extend(spec.message.clone());
     out
 }
 

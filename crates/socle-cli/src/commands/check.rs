@@ -59,7 +59,18 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }),
     );
 
-    match socle_orchestrate::pipeline::load_all(&project.root) {
+    let checked = socle_orchestrate::pipeline::load_all(&project.root).and_then(|pipelines| {
+        let errors: Vec<_> = pipelines
+            .iter()
+            .flat_map(|p| p.check_channels(&project.config.alerts))
+            .collect();
+        if errors.is_empty() {
+            Ok(pipelines)
+        } else {
+            Err(socle_orchestrate::OrchestrateError::Configs(errors))
+        }
+    });
+    match checked {
         Ok(pipelines) if pipelines.is_empty() => {}
         Ok(pipelines) => push(
             "pipelines",

@@ -99,7 +99,7 @@ pub async fn run(explicit: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         return super::dbt::run(explicit, super::dbt::Which::Run, args.common).await;
     };
     let opened = crate::context::open(explicit).await?;
-    let pipeline = socle_orchestrate::pipeline::load_one(&opened.project.root, &name)?;
+    let pipeline = load_pipeline(&opened.project, &name)?;
     for t in &args.tasks {
         if !pipeline.tasks.contains_key(t) {
             bail!(socle_orchestrate::OrchestrateError::UnknownTask {
@@ -272,7 +272,23 @@ fn env_of(opened: &crate::context::Opened) -> RunEnv {
         warehouse: opened.warehouse.clone(),
         meta: opened.meta.clone(),
         stop_on_ctrl_c: true,
+        alerter: (!opened.project.config.alerts.channels.is_empty()).then(|| {
+            socle_orchestrate::alerts::Alerter::new(
+                opened.project.config.alerts.clone(),
+                &opened.project.root,
+            )
+        }),
     }
+}
+
+/// A pipeline, with its alert channels checked against socle.yml.
+fn load_pipeline(project: &socle_core::Project, name: &str) -> Result<socle_orchestrate::Pipeline> {
+    let pipeline = socle_orchestrate::pipeline::load_one(&project.root, name)?;
+    let errors = pipeline.check_channels(&project.config.alerts);
+    if !errors.is_empty() {
+        bail!(socle_orchestrate::OrchestrateError::Configs(errors));
+    }
+    Ok(pipeline)
 }
 
 fn print_summary(summary: &socle_orchestrate::runner::RunSummary) {
@@ -359,7 +375,7 @@ pub struct BackfillArgs {
 
 pub async fn backfill(explicit: Option<PathBuf>, args: BackfillArgs) -> Result<ExitCode> {
     let opened = crate::context::open(explicit).await?;
-    let pipeline = socle_orchestrate::pipeline::load_one(&opened.project.root, &args.pipeline)?;
+    let pipeline = load_pipeline(&opened.project, &args.pipeline)?;
     let env = env_of(&opened);
     let outcomes = socle_orchestrate::backfill::backfill(
         &env,

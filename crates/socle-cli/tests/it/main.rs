@@ -1,5 +1,6 @@
 //! End-to-end tests of the `socle` binary, run as a user runs it.
 
+mod alerts;
 mod common;
 mod crash;
 mod dbt;

@@ -5,6 +5,7 @@
 
 mod command;
 mod dbt;
+mod notify;
 mod sql;
 
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,8 @@ pub struct TaskContext {
     /// The template context (`ds`, `data_interval_start`, ...; see [`crate::template`]).
     pub template: minijinja::Value,
     pub log: Log,
+    pub pipeline: String,
+    pub alerter: Option<Arc<crate::alerts::Alerter>>,
     pub run_id: String,
     pub ds: String,
     pub data_interval_start: String,
@@ -127,6 +130,7 @@ pub fn registry() -> &'static [&'static dyn TaskKind] {
         &dbt::Dbt {
             which: dbt::Which::Test,
         },
+        &notify::Notify,
     ]
 }
 

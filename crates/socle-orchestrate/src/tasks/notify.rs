@@ -1,0 +1,85 @@
+//! `notify`: a message (templated) to alert channels of `socle.yml`.
+//!
+//! ```yaml
+//! tell:
+//!   kind: notify
+//!   message: "Marts for {{ ds }} are ready."
+//!   channels: [team]          # default: the `alerts.to` channels of socle.yml
+//!   depends_on: [build]
+//! ```
+//!
+//! The task fails when a channel cannot be reached (unlike alerts, which never fail a
+//! run), so that retries apply.
+
+use async_trait::async_trait;
+
+use super::{TaskContext, TaskFailure, TaskKind};
+use crate::alerts::Alert;
+use crate::pipeline::TaskSpec;
+
+pub struct Notify;
+
+#[async_trait]
+impl TaskKind for Notify {
+    fn name(&self) -> &'static str {
+        "notify"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &["message", "channels"]
+    }
+
+    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
+        match &spec.message {
+            Some(m) if !m.trim().is_empty() => Ok(()),
+            _ => Err("a `notify` task needs `message`".into()),
+        }
+    }
+
+    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        let Some(alerter) = &ctx.alerter else {
+            return Err(TaskFailure::new(
+                "no alert channels: add `alerts:` to socle.yml",
+            ));
+        };
+        let message = ctx.render(spec.message.as_deref().unwrap_or_default())?;
+        let channels = if spec.channels.is_empty() {
+            alerter.default_channels()
+        } else {
+            spec.channels.clone()
+        };
+        if channels.is_empty() {
+            return Err(TaskFailure::new(
+                "no channel to notify: give `channels` or `alerts.to` in socle.yml",
+            ));
+        }
+        let alert = Alert {
+            event: "notify".into(),
+            pipeline: ctx.pipeline.clone(),
+            task: Some(spec.name.clone()),
+            run_id: ctx.run_id.clone(),
+            logical_date: ctx.ds.clone(),
+            attempt: None,
+            message,
+            logs: alerter.logs_link(&ctx.pipeline, &ctx.run_id, Some(&spec.name)),
+        };
+        let mut failed = Vec::new();
+        for (channel, result) in alerter.send(&channels, &alert).await {
+            match result {
+                Ok(()) => ctx.log.line(&format!("sent to {channel}")),
+                Err(e) => {
+                    ctx.log.line(&format!("not sent to {channel}: {e}"));
+                    failed.push(format!("{channel}: {e}"));
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(format!("sent to {}", channels.join(", ")))
+        } else {
+            Err(TaskFailure::new(format!(
+                "not delivered: {}",
+                failed.join("; ")
+            )))
+        }
+    }
+}
