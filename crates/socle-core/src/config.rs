@@ -26,6 +26,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub security: SecurityConfig,
     pub alerts: AlertsConfig,
+    /// Concurrency pools of pipeline tasks: name → slots.
+    pub pools: BTreeMap<String, u32>,
 }
 
 /// A configuration string that may hold `${env:..}` / `${secret:..}` references, with
@@ -159,6 +161,8 @@ struct RawConfig {
     security: SecurityConfig,
     #[serde(default)]
     alerts: crate::alerts::RawAlerts,
+    #[serde(default)]
+    pools: BTreeMap<String, Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +250,7 @@ impl Config {
             server: ServerConfig::default(),
             security: SecurityConfig::default(),
             alerts: AlertsConfig::default(),
+            pools: BTreeMap::new(),
         }
     }
 
@@ -364,6 +369,15 @@ impl Config {
         config.server = raw.server;
         config.security = raw.security;
         config.alerts = raw.alerts.validate(file)?;
+        for (name, slots) in raw.pools {
+            if slots.value == 0 {
+                return Err(err(
+                    loc(&slots),
+                    format!("pool `{name}` has 0 slots: give it at least 1"),
+                ));
+            }
+            config.pools.insert(name, slots.value);
+        }
         Ok(config)
     }
 }

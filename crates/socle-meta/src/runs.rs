@@ -154,6 +154,46 @@ impl MetaDb {
         Ok(done.rows_affected())
     }
 
+    /// Log retention: empties the logs of attempts that ended before `logs_before`, and
+    /// deletes runs (with their tasks and attempts) created before `runs_before` (both
+    /// RFC 3339). Returns (logs emptied, runs deleted).
+    pub async fn prune_history(
+        &self,
+        logs_before: &str,
+        runs_before: Option<&str>,
+    ) -> Result<(u64, u64), MetaError> {
+        let logs = sqlx::query(
+            "UPDATE task_attempts SET log = '[log removed by retention]'
+             WHERE ended_at IS NOT NULL AND ended_at < $1 AND log <> '[log removed by retention]'",
+        )
+        .bind(logs_before)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        let mut runs = 0;
+        if let Some(before) = runs_before {
+            let mut tx = self.pool().begin().await?;
+            for table in ["task_attempts", "task_instances"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE run_id IN
+                     (SELECT run_id FROM pipeline_runs WHERE created_at < $1 AND state <> 'running')"
+                ))
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            }
+            runs = sqlx::query(
+                "DELETE FROM pipeline_runs WHERE created_at < $1 AND state <> 'running'",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+        }
+        Ok((logs, runs))
+    }
+
     /// Who started a run (`host:pid:start`), to tell a crashed scheduler's runs.
     pub async fn run_runner(&self, run_id: &str) -> Result<Option<String>, MetaError> {
         let row = sqlx::query("SELECT runner FROM pipeline_runs WHERE run_id = $1")

@@ -11,6 +11,7 @@ pub mod backfill;
 pub mod dag;
 pub mod error;
 pub mod pipeline;
+pub mod pools;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;

@@ -62,8 +62,35 @@ pub struct PipelineAlerts {
 }
 
 impl Pipeline {
-    /// Channel names of `alerts.to` (and of `notify` tasks) that `socle.yml` does not define.
-    pub fn check_channels(&self, config: &socle_core::alerts::AlertsConfig) -> Vec<ConfigError> {
+    /// Names this pipeline uses that `socle.yml` must define: alert channels (of
+    /// `alerts.to` and `notify` tasks) and pools.
+    pub fn check_against(&self, project: &socle_core::Config) -> Vec<ConfigError> {
+        let mut errors = self.check_channels(&project.alerts);
+        for t in self.tasks.values() {
+            if let Some(pool) = &t.pool
+                && !project.pools.contains_key(pool)
+            {
+                let mut e = ConfigError::new(
+                    &self.file,
+                    t.pool_at.unwrap_or(t.location),
+                    format!("task `{}`: no pool `{pool}` in socle.yml", t.name),
+                );
+                e.hint = Some(
+                    match socle_core::diag::did_you_mean(
+                        pool,
+                        project.pools.keys().map(String::as_str),
+                    ) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("define it in socle.yml: `pools: {{ {pool}: 2 }}`"),
+                    },
+                );
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    fn check_channels(&self, config: &socle_core::alerts::AlertsConfig) -> Vec<ConfigError> {
         let mut named: Vec<(String, Location)> = self
             .alerts
             .as_ref()
@@ -167,6 +194,11 @@ pub struct TaskSpec {
     pub depends_on: Vec<String>,
     pub trigger_rule: TriggerRule,
     pub policy: Policy,
+    /// A concurrency pool of socle.yml whose slot an attempt holds.
+    pub pool: Option<String>,
+    pub pool_at: Option<Location>,
+    /// Higher runs first among ready tasks and among tasks waiting for a pool slot.
+    pub priority: i32,
     // `command`
     pub command: Option<StringOrList>,
     pub env: BTreeMap<String, String>,
@@ -232,6 +264,8 @@ struct RawTask {
     description: Option<String>,
     depends_on: Option<Vec<Spanned<String>>>,
     trigger_rule: Option<Spanned<String>>,
+    pool: Option<Spanned<String>>,
+    priority: Option<i32>,
     retries: Option<u32>,
     retry_delay: Option<Spanned<DurationText>>,
     retry_backoff: Option<bool>,
@@ -674,6 +708,9 @@ fn task(
         depends_on,
         trigger_rule,
         policy,
+        pool_at: raw.pool.as_ref().map(loc),
+        pool: raw.pool.map(|p| p.value),
+        priority: raw.priority.unwrap_or(0),
         command: raw.command.map(|c| c.value),
         env: raw.env.map(|e| e.value).unwrap_or_default(),
         cwd: raw.cwd.map(|c| c.value),

@@ -32,6 +32,8 @@ pub struct RunEnv {
     pub stop_on_ctrl_c: bool,
     /// Where alerts go (`alerts:` of socle.yml); none when no channel is configured.
     pub alerter: Option<Arc<crate::alerts::Alerter>>,
+    /// Concurrency pools (`pools:` of socle.yml), shared by the runs of this process.
+    pub pools: Arc<crate::pools::Pools>,
 }
 
 /// One run to make.
@@ -299,6 +301,8 @@ pub async fn execute(
         .filter(|t| !previous.succeeded.contains(*t))
         .cloned()
         .collect();
+    // Among ready tasks, higher priority starts first (a stable sort keeps the order).
+    pending.sort_by_key(|t| std::cmp::Reverse(pipeline.tasks[t].priority));
     let mut running: JoinSet<(String, TaskState, Duration, String)> = JoinSet::new();
     let interrupted = loop {
         // Start every task whose upstream tasks (in this run) are final.
@@ -374,6 +378,7 @@ pub async fn execute(
                 spec.clone(),
                 pipeline.clone(),
             );
+            let pool = spec.pool.as_ref().and_then(|p| env.pools.get(p)).cloned();
             let so_far = previous.tries.get(&name).copied().unwrap_or(0).max(0) as u32;
             let first_try = so_far + 1;
             // A rerun asked for gets a fresh set of retries; a run recovered after a crash
@@ -384,7 +389,16 @@ pub async fn execute(
                 so_far + spec.policy.retries + 1
             };
             running.spawn(async move {
-                attempt_all(&meta, &spec, ctx, progress, first_try, last_try, pipe).await
+                attempt_all(
+                    &meta,
+                    &spec,
+                    ctx,
+                    progress,
+                    (first_try, last_try),
+                    pipe,
+                    pool,
+                )
+                .await
             });
         }
         if running.is_empty() {
@@ -550,9 +564,9 @@ async fn attempt_all(
     spec: &TaskSpec,
     ctx: TaskContext,
     progress: Arc<dyn RunProgress>,
-    first_try: u32,
-    last_try: u32,
+    (first_try, last_try): (u32, u32),
     pipeline: Arc<Pipeline>,
+    pool: Option<Arc<crate::pools::Pool>>,
 ) -> (String, TaskState, Duration, String) {
     let started = Instant::now();
     let alert = |event: &str, try_number: u32, message: String| {
@@ -599,6 +613,11 @@ async fn attempt_all(
     let kind = crate::tasks::kind(&spec.kind).expect("kinds are checked at load");
     let mut try_number = first_try;
     loop {
+        // Held while the attempt runs; released before waiting to retry.
+        let slot = match &pool {
+            Some(p) => Some(p.acquire(spec.priority).await),
+            None => None,
+        };
         progress.event(&Event::TaskStarted {
             task: spec.name.clone(),
             try_number,
@@ -709,6 +728,7 @@ async fn attempt_all(
             );
         }
         alert("retry", try_number, excerpt).await;
+        drop(slot);
         let delay = retry_delay(&spec.policy, try_number);
         progress.event(&Event::TaskRetrying {
             task: spec.name.clone(),

@@ -62,7 +62,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     let checked = socle_orchestrate::pipeline::load_all(&project.root).and_then(|pipelines| {
         let errors: Vec<_> = pipelines
             .iter()
-            .flat_map(|p| p.check_channels(&project.config.alerts))
+            .flat_map(|p| p.check_against(&project.config))
             .collect();
         if errors.is_empty() {
             Ok(pipelines)

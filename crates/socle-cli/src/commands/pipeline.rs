@@ -144,7 +144,7 @@ fn first_line(text: &str) -> &str {
 /// `socle runs`: recent runs, newest first.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  socle runs\n  socle runs daily --limit 5\n  socle runs --format json"
+    after_help = "Examples:\n  socle runs\n  socle runs daily --limit 5\n  socle runs --format json\n  socle runs --prune-logs 30d --prune-runs 365d   # retention, e.g. from a daily pipeline"
 )]
 pub struct RunsArgs {
     /// Only this pipeline's runs
@@ -155,10 +155,28 @@ pub struct RunsArgs {
     /// `table` for people, `json` for scripts
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// Retention: empty the logs of attempts older than this (30d, 12h, ...) and exit
+    #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+    pub prune_logs: Option<std::time::Duration>,
+    /// With --prune-logs: also delete runs older than this
+    #[arg(long, value_name = "AGE", value_parser = parse_duration, requires = "prune_logs")]
+    pub prune_runs: Option<std::time::Duration>,
 }
 
 pub async fn runs(explicit: Option<PathBuf>, args: RunsArgs) -> Result<ExitCode> {
     let opened = crate::context::open(explicit).await?;
+    if let Some(age) = args.prune_logs {
+        let before = |age: std::time::Duration| {
+            (chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let (logs, runs) = opened
+            .meta
+            .prune_history(&before(age), args.prune_runs.map(before).as_deref())
+            .await?;
+        println!("Emptied {logs} attempt logs; deleted {runs} runs.");
+        return Ok(ExitCode::SUCCESS);
+    }
     let runs = opened
         .meta
         .list_runs(args.pipeline.as_deref(), args.limit.max(1))
@@ -272,6 +290,7 @@ fn env_of(opened: &crate::context::Opened) -> RunEnv {
         warehouse: opened.warehouse.clone(),
         meta: opened.meta.clone(),
         stop_on_ctrl_c: true,
+        pools: socle_orchestrate::pools::Pools::new(&opened.project.config.pools),
         alerter: (!opened.project.config.alerts.channels.is_empty()).then(|| {
             socle_orchestrate::alerts::Alerter::new(
                 opened.project.config.alerts.clone(),
@@ -284,7 +303,7 @@ fn env_of(opened: &crate::context::Opened) -> RunEnv {
 /// A pipeline, with its alert channels checked against socle.yml.
 fn load_pipeline(project: &socle_core::Project, name: &str) -> Result<socle_orchestrate::Pipeline> {
     let pipeline = socle_orchestrate::pipeline::load_one(&project.root, name)?;
-    let errors = pipeline.check_channels(&project.config.alerts);
+    let errors = pipeline.check_against(&project.config);
     if !errors.is_empty() {
         bail!(socle_orchestrate::OrchestrateError::Configs(errors));
     }

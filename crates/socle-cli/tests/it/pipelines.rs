@@ -287,4 +287,57 @@ tasks:
         .unwrap()
         .clone();
     assert_eq!(gate["try_number"], 2, "{gate}");
+    // Retention: logs first, then whole runs.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = ok(&dir, &["runs", "--prune-logs", "0s"]);
+    assert!(
+        out.starts_with("Emptied ") && !out.starts_with("Emptied 0"),
+        "{out}"
+    );
+    let logs = ok(&dir, &["logs", "gated.20240301.1", "first"]);
+    assert!(logs.contains("[log removed by retention]"), "{logs}");
+    let out = ok(&dir, &["runs", "--prune-logs", "0s", "--prune-runs", "0s"]);
+    assert!(out.contains("deleted 3 runs"), "{out}");
+    assert!(ok(&dir, &["runs"]).contains("No runs yet"));
+}
+
+#[test]
+fn a_pool_bounds_parallel_tasks_and_priority_picks_who_goes_first() {
+    let (_tmp, dir) = project();
+    let config = std::fs::read_to_string(dir.join("socle.yml")).unwrap();
+    std::fs::write(
+        dir.join("socle.yml"),
+        format!("{config}\npools:\n  one: 1\n"),
+    )
+    .unwrap();
+    // `gate` takes the only slot at once; while it holds it, `kick` finishes and the three
+    // others queue for the slot.
+    let mut yaml = String::from(
+        "tasks:\n  gate:\n    kind: command\n    command: \"sleep 0.5\"\n    pool: one\n  kick:\n    kind: command\n    command: 'true'\n",
+    );
+    for (name, priority) in [("low", 1), ("high", 9), ("mid", 5)] {
+        yaml.push_str(&format!(
+            "  {name}:\n    kind: command\n    command: \"echo start {name} >> order.log; sleep 0.2; echo end {name} >> order.log\"\n    pool: one\n    priority: {priority}\n    depends_on: [kick]\n"
+        ));
+    }
+    write(&dir, "pipelines/pooled.yml", &yaml);
+    ok(&dir, &["run", "pooled", "--date", "2024-01-01"]);
+    let log = std::fs::read_to_string(dir.join("order.log")).unwrap();
+    // One at a time (each ends before the next starts), highest priority first.
+    assert_eq!(
+        log,
+        "start high\nend high\nstart mid\nend mid\nstart low\nend low\n"
+    );
+    write(
+        &dir,
+        "pipelines/pooled.yml",
+        "tasks:\n  t:\n    kind: command\n    command: 'true'\n    pool: onee\n",
+    );
+    let (success, out, _) = run(&dir, &["check"]);
+    assert!(!success);
+    assert!(
+        out.contains("pipelines/pooled.yml:5:11: task `t`: no pool `onee` in socle.yml"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `one`?"), "{out}");
 }
