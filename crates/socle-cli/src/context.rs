@@ -33,6 +33,17 @@ pub struct Opened {
     pub meta: MetaDb,
 }
 
+/// The project and its metadata database only (the scheduler daemon opens the warehouse
+/// when a task needs it). Enters the project folder, as [`open`] does.
+pub async fn open_meta(explicit: Option<PathBuf>) -> Result<(Project, MetaDb)> {
+    let project = project(explicit)?;
+    std::env::set_current_dir(&project.root)
+        .with_context(|| format!("cannot enter the project folder {}", project.root.display()))?;
+    let meta_url = project.config.metadata.url.resolve(&EnvOnly)?;
+    let meta = MetaDb::open(&meta_url).await?;
+    Ok((project, meta))
+}
+
 /// Opens the project's layers and makes the project folder the working directory, so that
 /// relative paths in SQL (`SELECT * FROM 'data/orders.csv'`) mean the same wherever socle is
 /// started from. Commands resolve their own path arguments before calling this.

@@ -7,9 +7,11 @@
 //! trigger rules) and records it in the metadata database.
 
 pub mod alerts;
+mod attempt;
 pub mod backfill;
 pub mod dag;
 pub mod error;
+pub mod lazy;
 pub mod pipeline;
 pub mod pools;
 pub mod runner;

@@ -112,9 +112,11 @@ pub async fn serve(
 ) -> Result<()> {
     let holder = runner_id().to_string();
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut running: JoinSet<String> = JoinSet::new();
+    let mut running: JoinSet<(String, String)> = JoinSet::new();
     // Pipeline name → runs in flight.
     let mut active: BTreeMap<String, usize> = BTreeMap::new();
+    // Run id → (pipeline, ds, interval end) of scheduled runs in flight, for SLA alerts.
+    let mut inflight: BTreeMap<String, (Pipeline, String, DateTime<Utc>)> = BTreeMap::new();
     let mut leader = false;
     tracing::info!(holder, "scheduler started");
     loop {
@@ -160,6 +162,11 @@ pub async fn serve(
                         continue; // that date has its run already
                     };
                     *active.entry(pipeline.name.clone()).or_default() += 1;
+                    let ds = start
+                        .with_timezone(&pipeline.schedule.as_ref().expect("scheduled").tz)
+                        .format("%Y-%m-%d")
+                        .to_string();
+                    inflight.insert(run_id.clone(), (pipeline.clone(), ds, end));
                     let (env, progress, name) =
                         (env.clone(), progress.clone(), pipeline.name.clone());
                     running.spawn(async move {
@@ -174,20 +181,22 @@ pub async fn serve(
                         {
                             tracing::error!(run_id, "run failed to execute: {e}");
                         }
-                        name
+                        (name, run_id)
                     });
                 }
             }
         }
+        sla_watch(&env, &inflight, now).await;
         // Wait for a tick, a run to finish, or the end.
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(settings.tick) => {}
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(name) = done
-                    && let Some(n) = active.get_mut(&name)
-                {
-                    *n = n.saturating_sub(1);
+                if let Ok((name, run_id)) = done {
+                    inflight.remove(&run_id);
+                    if let Some(n) = active.get_mut(&name) {
+                        *n = n.saturating_sub(1);
+                    }
                 }
             }
         }
@@ -218,12 +227,51 @@ pub async fn serve(
     Ok(())
 }
 
+/// Alerts `sla_miss` for runs still in flight past their interval's end plus `sla`
+/// (once per run; a run that finishes late without this having fired alerts at its end).
+async fn sla_watch(
+    env: &RunEnv,
+    inflight: &BTreeMap<String, (Pipeline, String, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) {
+    let Some(alerter) = &env.alerter else { return };
+    for (run_id, (pipeline, ds, end)) in inflight {
+        let Some(sla) = pipeline.sla else { continue };
+        let Ok(sla_c) = chrono::Duration::from_std(sla) else {
+            continue;
+        };
+        if now <= *end + sla_c
+            || !env
+                .sla_alerted
+                .lock()
+                .expect("sla lock")
+                .insert(run_id.clone())
+        {
+            continue;
+        }
+        let alert = crate::alerts::Alert {
+            event: "sla_miss".into(),
+            pipeline: pipeline.name.clone(),
+            task: None,
+            run_id: run_id.clone(),
+            logical_date: ds.clone(),
+            attempt: None,
+            message: format!(
+                "the run was due within {} of its interval's end ({end}) and is still running",
+                crate::runner::human(sla)
+            ),
+            logs: alerter.logs_link(&pipeline.name, run_id, None),
+        };
+        alerter.emit(pipeline, alert).await;
+    }
+}
+
 /// Takes over the scheduled runs of a daemon that died holding the lease.
 async fn recover(
     env: &RunEnv,
     holder: &str,
     progress: &Arc<dyn RunProgress>,
-    running: &mut JoinSet<String>,
+    running: &mut JoinSet<(String, String)>,
     active: &mut BTreeMap<String, usize>,
 ) -> Result<()> {
     for run in env.meta.runs_in_state("running").await? {
@@ -255,7 +303,7 @@ async fn recover(
             if let Err(e) = crate::runner::resume(&env, &run_id, progress, true).await {
                 tracing::error!(run_id, "recovered run failed to execute: {e}");
             }
-            name
+            (name, run_id)
         });
     }
     Ok(())

@@ -285,18 +285,30 @@ pub async fn logs(explicit: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode>
 }
 
 fn env_of(opened: &crate::context::Opened) -> RunEnv {
+    let project = Arc::new(opened.project.clone());
+    let warehouse = socle_orchestrate::lazy::LazyWarehouse::ready(
+        opened.warehouse.clone(),
+        project.clone(),
+        opened.meta.clone(),
+    );
+    env_with(project, opened.meta.clone(), warehouse)
+}
+
+fn env_with(
+    project: Arc<socle_core::Project>,
+    meta: socle_meta::MetaDb,
+    warehouse: socle_orchestrate::lazy::LazyWarehouse,
+) -> RunEnv {
     RunEnv {
-        project: Arc::new(opened.project.clone()),
-        warehouse: opened.warehouse.clone(),
-        meta: opened.meta.clone(),
+        warehouse,
+        meta,
         stop_on_ctrl_c: true,
-        pools: socle_orchestrate::pools::Pools::new(&opened.project.config.pools),
-        alerter: (!opened.project.config.alerts.channels.is_empty()).then(|| {
-            socle_orchestrate::alerts::Alerter::new(
-                opened.project.config.alerts.clone(),
-                &opened.project.root,
-            )
+        pools: socle_orchestrate::pools::Pools::new(&project.config.pools),
+        sla_alerted: Default::default(),
+        alerter: (!project.config.alerts.channels.is_empty()).then(|| {
+            socle_orchestrate::alerts::Alerter::new(project.config.alerts.clone(), &project.root)
         }),
+        project,
     }
 }
 
@@ -466,8 +478,9 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCode> {
-    let opened = crate::context::open(explicit).await?;
-    let pipelines = socle_orchestrate::pipeline::load_all(&opened.project.root)?;
+    // The warehouse opens when a task needs it: an idle daemon stays small.
+    let (project, meta) = crate::context::open_meta(explicit).await?;
+    let pipelines = socle_orchestrate::pipeline::load_all(&project.root)?;
     let scheduled: Vec<String> = pipelines
         .iter()
         .filter(|p| p.schedule.is_some())
@@ -489,7 +502,12 @@ pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCod
     );
     let env = RunEnv {
         stop_on_ctrl_c: false,
-        ..env_of(&opened)
+        ..{
+            let project = Arc::new(project);
+            let warehouse =
+                socle_orchestrate::lazy::LazyWarehouse::new(project.clone(), meta.clone());
+            env_with(project, meta, warehouse)
+        }
     };
     let settings = socle_orchestrate::scheduler::Settings {
         lease: args.lease,

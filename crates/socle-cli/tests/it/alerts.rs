@@ -333,3 +333,68 @@ fn unknown_channels_and_events_are_reported_with_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn the_daemon_alerts_an_sla_miss_while_the_run_is_still_going() {
+    let (_tmp, dir) = project();
+    let (http_port, received) = http_server();
+    std::fs::write(
+        dir.join("socle.yml"),
+        format!(
+            "name: proj\nalerts:\n  channels:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{http_port}/hook\" }}\n  to: [hook]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/slow.yml"),
+        "schedule: \"*/2 * * * * *\"\nsla: 1s\ntasks:\n  wait:\n    kind: command\n    command: \"sleep 4\"\n",
+    )
+    .unwrap();
+    let mut daemon = socle()
+        .current_dir(&dir)
+        .args(["serve", "--grace", "10s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let alert = loop {
+        let found = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, b)| serde_json::from_str::<Value>(b).unwrap())
+            .find(|v| v["event"] == "sla_miss");
+        if let Some(v) = found {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no sla_miss alert");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(daemon.id() as i32, libc::SIGTERM);
+    }
+    daemon.wait().unwrap();
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap()
+            .contains("is still running"),
+        "{alert}"
+    );
+    assert_eq!(alert["pipeline"], "slow");
+    // One alert per run, even when the run ends late as well.
+    let runs: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, b)| serde_json::from_str::<Value>(b).unwrap())
+        .filter(|v| v["event"] == "sla_miss")
+        .map(|v| v["run_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut unique = runs.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(runs.len(), unique.len(), "{runs:?}");
+}

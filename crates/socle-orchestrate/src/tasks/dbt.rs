@@ -141,7 +141,7 @@ impl TaskKind for Dbt {
             .map_err(|e| TaskFailure::new(e.to_string()))?;
         let report = socle_transform::run::run(
             loaded.clone(),
-            ctx.warehouse.clone(),
+            ctx.warehouse().await?,
             options,
             Arc::new(ToLog(ctx.log.clone())),
         )

@@ -11,7 +11,6 @@ mod sql;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use socle_warehouse::Warehouse;
 
 use crate::pipeline::TaskSpec;
 
@@ -19,7 +18,7 @@ use crate::pipeline::TaskSpec;
 #[derive(Clone)]
 pub struct TaskContext {
     pub project: Arc<socle_core::Project>,
-    pub warehouse: Warehouse,
+    pub warehouse: crate::lazy::LazyWarehouse,
     /// The template context (`ds`, `data_interval_start`, ...; see [`crate::template`]).
     pub template: minijinja::Value,
     pub log: Log,
@@ -32,6 +31,14 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// The warehouse (opened on first use).
+    pub async fn warehouse(&self) -> Result<socle_warehouse::Warehouse, TaskFailure> {
+        self.warehouse
+            .get()
+            .await
+            .map_err(|e| TaskFailure::new(format!("cannot open the warehouse: {e}")))
+    }
+
     /// Renders a field of the task with the run's template context.
     pub fn render(&self, text: &str) -> Result<String, TaskFailure> {
         crate::template::render(text, &self.template).map_err(|e| TaskFailure {

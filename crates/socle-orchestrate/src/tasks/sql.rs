@@ -50,7 +50,8 @@ impl TaskKind for Sql {
             (None, None) => unreachable!("checked"),
         };
         let results = ctx
-            .warehouse
+            .warehouse()
+            .await?
             .execute(&text)
             .await
             .map_err(|e| TaskFailure::new(e.to_string()))?;

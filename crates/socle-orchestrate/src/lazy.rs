@@ -1,0 +1,50 @@
+//! The warehouse, opened when a task first needs it: the scheduler daemon waits for hours
+//! between runs and should stay small (DataFusion's session is tens of MiB).
+
+use std::sync::Arc;
+
+use socle_core::Project;
+use socle_core::secrets::EnvOnly;
+use socle_meta::MetaDb;
+use socle_warehouse::Warehouse;
+use tokio::sync::OnceCell;
+
+#[derive(Clone)]
+pub struct LazyWarehouse {
+    cell: Arc<OnceCell<Warehouse>>,
+    project: Arc<Project>,
+    meta: MetaDb,
+}
+
+impl LazyWarehouse {
+    /// Opens on first use.
+    pub fn new(project: Arc<Project>, meta: MetaDb) -> Self {
+        Self {
+            cell: Arc::new(OnceCell::new()),
+            project,
+            meta,
+        }
+    }
+
+    /// An already open warehouse.
+    pub fn ready(warehouse: Warehouse, project: Arc<Project>, meta: MetaDb) -> Self {
+        Self {
+            cell: Arc::new(OnceCell::new_with(Some(warehouse))),
+            project,
+            meta,
+        }
+    }
+
+    pub async fn get(&self) -> Result<Warehouse, String> {
+        self.cell
+            .get_or_try_init(|| async {
+                let lake = socle_lake::Lake::open(&self.project.config.lake, &EnvOnly)
+                    .map_err(|e| e.to_string())?;
+                Warehouse::open(lake, self.meta.clone(), &self.project.config.warehouse)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .cloned()
+    }
+}
