@@ -99,6 +99,11 @@ pub const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 4,
+        name: "attempt process groups",
+        statements: &["ALTER TABLE task_attempts ADD COLUMN pgid BIGINT"],
+    },
 ];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {

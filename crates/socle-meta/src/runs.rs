@@ -129,6 +129,41 @@ impl MetaDb {
         Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)
     }
 
+    /// Records the process group an attempt's program runs in (to stop it if the daemon
+    /// running it dies).
+    pub async fn set_attempt_pgid(
+        &self,
+        run_id: &str,
+        task: &str,
+        try_number: i64,
+        pgid: i64,
+    ) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE task_attempts SET pgid = $4 WHERE run_id = $1 AND task = $2 AND try_number = $3",
+        )
+        .bind(run_id)
+        .bind(task)
+        .bind(try_number)
+        .bind(pgid)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Process groups of a run's attempts still `running`.
+    pub async fn running_pgids(&self, run_id: &str) -> Result<Vec<i64>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT pgid FROM task_attempts WHERE run_id = $1 AND state = 'running' AND pgid IS NOT NULL",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>("pgid"))
+            .collect::<Result<_, _>>()
+            .map_err(MetaError::from)
+    }
+
     /// Marks the attempts and tasks of a run still `running` as failed with `reason`
     /// (their process is gone: a crash). Returns how many attempts it closed.
     pub async fn fail_running(&self, run_id: &str, reason: &str) -> Result<u64, MetaError> {

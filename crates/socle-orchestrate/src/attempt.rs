@@ -100,6 +100,7 @@ pub(crate) async fn attempt_all(
         let log = Log::default();
         let ctx = TaskContext {
             log: log.clone(),
+            meta: Some((meta.clone(), spec.name.clone(), i64::from(try_number))),
             ..ctx.clone()
         };
         let mut record = AttemptRecord {

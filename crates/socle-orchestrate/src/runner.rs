@@ -351,6 +351,7 @@ pub async fn execute(
                 log: Log::default(),
                 pipeline: pipeline.name.clone(),
                 alerter: env.alerter.clone(),
+                meta: None,
                 run_id: run_id.clone(),
                 ds: local.format("%Y-%m-%d").to_string(),
                 data_interval_start: req.start.with_timezone(&tz).to_rfc3339(),

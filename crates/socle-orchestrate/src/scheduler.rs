@@ -280,6 +280,25 @@ async fn recover(
         {
             continue;
         }
+        // Programs the dead daemon started on this machine are stopped before retrying.
+        let same_host = env
+            .meta
+            .run_runner(&run.run_id)
+            .await?
+            .and_then(|r| r.split(':').next().map(str::to_string))
+            == holder.split(':').next().map(str::to_string);
+        if same_host {
+            for pgid in env.meta.running_pgids(&run.run_id).await? {
+                if let Ok(pgid) = i32::try_from(pgid)
+                    && pgid > 1
+                {
+                    // SAFETY: kill(2) on a process group the dead daemon created.
+                    unsafe {
+                        libc::kill(-pgid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
         let closed = env
             .meta
             .fail_running(

@@ -53,6 +53,15 @@ fn stop(mut child: Child) {
     }
 }
 
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/status", pid.trim())) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+        Err(_) => false,
+    }
+}
+
 fn assert_each_date_once(runs: &[Value]) {
     let mut dates: Vec<&str> = runs
         .iter()
@@ -68,7 +77,7 @@ const TICKING: &str = r#"schedule: "*/2 * * * * *"
 tasks:
   work:
     kind: command
-    command: "echo start {{ ts }} >> work.log; sleep 2; echo end {{ ts }} >> work.log"
+    command: "echo $$ >> pids.log; echo start {{ ts }} >> work.log; sleep 6; echo end {{ ts }} >> work.log"
     retries: 1
     retry_delay: 0
 "#;
@@ -89,7 +98,24 @@ fn a_killed_daemon_is_taken_over_without_running_a_date_twice() {
         .map(|r| r["run_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(interrupted.len(), 1, "{:#?}", runs(&dir));
+    // The task the dead daemon started is still running; the next daemon stops it.
+    let orphan = std::fs::read_to_string(dir.join("pids.log")).unwrap();
+    let orphan = orphan.lines().last().unwrap().to_string();
     let second = daemon(&dir);
+    wait_for("the takeover", Duration::from_secs(20), || {
+        runs(&dir).iter().any(|r| {
+            r["run_id"] == interrupted[0].as_str()
+                && r["attempts"].as_array().is_some_and(|a| a.len() == 2)
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive(&orphan) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(&orphan),
+        "the dead daemon's task {orphan} still runs"
+    );
     wait_for(
         "the interrupted run to be taken over",
         Duration::from_secs(30),

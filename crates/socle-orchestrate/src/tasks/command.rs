@@ -105,6 +105,13 @@ impl TaskKind for Command {
         let mut guard = GroupGuard {
             pgid: child.id().map(|p| p as i32),
         };
+        if let (Some(pgid), Some((meta, task, try_number))) = (guard.pgid, &ctx.meta)
+            && let Err(e) = meta
+                .set_attempt_pgid(&ctx.run_id, task, *try_number, i64::from(pgid))
+                .await
+        {
+            tracing::warn!("process group of {task} not recorded: {e}");
+        }
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let log_out = ctx.log.clone();

@@ -24,6 +24,8 @@ pub struct TaskContext {
     pub log: Log,
     pub pipeline: String,
     pub alerter: Option<Arc<crate::alerts::Alerter>>,
+    /// Where to record the process group of a started program (the attempt's row).
+    pub meta: Option<(socle_meta::MetaDb, String, i64)>,
     pub run_id: String,
     pub ds: String,
     pub data_interval_start: String,
