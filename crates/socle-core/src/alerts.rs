@@ -236,13 +236,19 @@ pub fn check_channel(
     if channels.contains_key(&name.value) {
         return Ok(());
     }
-    let mut err = ConfigError::new(
-        file,
-        loc(name),
-        format!("no alerts channel `{}` in socle.yml", name.value),
-    );
+    Err(unknown_channel(file, loc(name), &name.value, channels))
+}
+
+/// The error for a channel name (written at `at` in `file`) that socle.yml does not define.
+pub fn unknown_channel(
+    file: &Path,
+    at: Location,
+    name: &str,
+    channels: &BTreeMap<String, Channel>,
+) -> ConfigError {
+    let mut err = ConfigError::new(file, at, format!("no alerts channel `{name}` in socle.yml"));
     err.hint = Some(
-        match crate::diag::did_you_mean(&name.value, channels.keys().map(String::as_str)) {
+        match crate::diag::did_you_mean(name, channels.keys().map(String::as_str)) {
             Some(best) => format!("did you mean `{best}`?"),
             None if channels.is_empty() => {
                 "define channels under `alerts: channels:` in socle.yml".into()
@@ -253,5 +259,5 @@ pub fn check_channel(
             ),
         },
     );
-    Err(err)
+    err
 }

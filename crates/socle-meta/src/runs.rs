@@ -37,6 +37,29 @@ pub struct TaskRecord {
     pub error: Option<String>,
 }
 
+impl TaskRecord {
+    /// A task that ended without running (or without a further attempt): `state` with
+    /// `error`, ended now.
+    pub fn ended_without_running(
+        run_id: &str,
+        task: &str,
+        state: &str,
+        try_number: i64,
+        error: &str,
+    ) -> Self {
+        Self {
+            run_id: run_id.to_string(),
+            task: task.to_string(),
+            state: state.to_string(),
+            try_number,
+            started_at: None,
+            ended_at: Some(now()),
+            duration_ms: None,
+            error: Some(error.to_string()),
+        }
+    }
+}
+
 /// One attempt of one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {

@@ -64,16 +64,13 @@ pub(crate) async fn attempt_all(
     let tries = last_try;
     if first_try > last_try {
         let message = format!("no tries left ({last_try} used) after an interruption");
-        let task = TaskRecord {
-            run_id: ctx.run_id.clone(),
-            task: spec.name.clone(),
-            state: "failed".into(),
-            try_number: i64::from(last_try),
-            started_at: None,
-            ended_at: Some(now_text()),
-            duration_ms: None,
-            error: Some(message.clone()),
-        };
+        let task = TaskRecord::ended_without_running(
+            &ctx.run_id,
+            &spec.name,
+            "failed",
+            i64::from(last_try),
+            &message,
+        );
         let _ = meta.put_task(&task).await;
         return (
             spec.name.clone(),

@@ -103,21 +103,7 @@ impl Pipeline {
             .into_iter()
             .filter(|(name, _)| !config.channels.contains_key(name))
             .map(|(name, at)| {
-                let mut e = ConfigError::new(
-                    &self.file,
-                    at,
-                    format!("no alerts channel `{name}` in socle.yml"),
-                );
-                e.hint = Some(
-                    match socle_core::diag::did_you_mean(
-                        &name,
-                        config.channels.keys().map(String::as_str),
-                    ) {
-                        Some(best) => format!("did you mean `{best}`?"),
-                        None => "define it under `alerts: channels:` in socle.yml".into(),
-                    },
-                );
-                e
+                socle_core::alerts::unknown_channel(&self.file, at, &name, &config.channels)
             })
             .collect()
     }

@@ -317,16 +317,13 @@ pub async fn execute(
                     _ => format!("trigger rule {} not met", spec.trigger_rule.as_str()),
                 };
                 env.meta
-                    .put_task(&TaskRecord {
-                        run_id: run_id.clone(),
-                        task: name.clone(),
-                        state: state.as_str().into(),
-                        try_number: 0,
-                        started_at: None,
-                        ended_at: Some(now_text()),
-                        duration_ms: None,
-                        error: Some(message.clone()),
-                    })
+                    .put_task(&TaskRecord::ended_without_running(
+                        &run_id,
+                        &name,
+                        state.as_str(),
+                        0,
+                        &message,
+                    ))
                     .await?;
                 progress.event(&Event::TaskFinished {
                     task: name.clone(),
@@ -411,16 +408,13 @@ pub async fn execute(
         while running.join_next().await.is_some() {}
         for name in selected.iter().filter(|t| !states.contains_key(*t)) {
             env.meta
-                .put_task(&TaskRecord {
-                    run_id: run_id.clone(),
-                    task: name.clone(),
-                    state: "failed".into(),
-                    try_number: 0,
-                    started_at: None,
-                    ended_at: Some(now_text()),
-                    duration_ms: None,
-                    error: Some("interrupted".into()),
-                })
+                .put_task(&TaskRecord::ended_without_running(
+                    &run_id,
+                    name,
+                    "failed",
+                    0,
+                    "interrupted",
+                ))
                 .await?;
             results.push((
                 name.clone(),

@@ -37,3 +37,14 @@ pub fn project() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tmp.path().join("proj");
     (tmp, dir)
 }
+
+/// Whether process `pid` runs (a killed process may linger as a zombie when nothing reaps
+/// orphans: that counts as dead).
+pub fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/status", pid.trim())) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+        Err(_) => false,
+    }
+}

@@ -101,16 +101,6 @@ tasks:
     trigger_rule: one_failed
 "#;
 
-fn alive(pid: &str) -> bool {
-    // A killed process may linger as a zombie when nothing reaps orphans; that is dead.
-    match std::fs::read_to_string(format!("/proc/{}/status", pid.trim())) {
-        Ok(status) => !status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains('Z')),
-        Err(_) => false,
-    }
-}
-
 #[test]
 fn a_run_retries_times_out_follows_trigger_rules_and_is_recorded() {
     let (_tmp, dir) = project();

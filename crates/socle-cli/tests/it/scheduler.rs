@@ -53,15 +53,6 @@ fn stop(mut child: Child) {
     }
 }
 
-fn alive(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{}/status", pid.trim())) {
-        Ok(status) => !status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains('Z')),
-        Err(_) => false,
-    }
-}
-
 fn assert_each_date_once(runs: &[Value]) {
     let mut dates: Vec<&str> = runs
         .iter()
