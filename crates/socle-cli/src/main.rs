@@ -58,8 +58,10 @@ pub enum Command {
     Init(commands::init::Args),
     Check(commands::check::Args),
     Sql(commands::sql::Args),
+    Extract(commands::extract::Args),
     Load(commands::load::Args),
     Table(commands::table::Args),
+    Secrets(commands::secrets::Args),
     /// Build a dbt project: seeds, models, snapshots and tests, in DAG order
     #[command(
         after_help = "Examples:\n  socle build\n  socle build --select +marts.orders\n  socle build --select tag:daily --exclude resource_type:test\n  socle build --full-refresh --threads 8"

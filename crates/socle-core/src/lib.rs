@@ -4,6 +4,7 @@
 //! - [`config`]: the typed, validated contents of `socle.yml`.
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
+//!   [`secrets::store`]: the local encrypted secrets store (`socle secrets`).
 //! - [`scaffold`]: `socle init`, a working project to start from.
 
 pub mod alerts;

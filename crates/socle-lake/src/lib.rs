@@ -37,6 +37,17 @@ pub enum LakeError {
     BadPath(String),
 }
 
+/// An object listed in the lake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Path relative to the lake root.
+    pub path: String,
+    pub size: u64,
+    /// Last modification (RFC 3339).
+    pub modified: String,
+    pub etag: Option<String>,
+}
+
 /// An open lake. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -174,6 +185,16 @@ impl Lake {
 
     /// Every object under `rel` (recursively), as paths relative to the lake.
     pub async fn list_files(&self, rel: &str) -> Result<Vec<(String, u64)>, LakeError> {
+        Ok(self
+            .list_objects(rel)
+            .await?
+            .into_iter()
+            .map(|o| (o.path, o.size))
+            .collect())
+    }
+
+    /// Every object under `rel` (recursively) with its size and modification time.
+    pub async fn list_objects(&self, rel: &str) -> Result<Vec<ObjectInfo>, LakeError> {
         let path = self.path_of(rel)?;
         let base = self.prefix.as_ref().len();
         let items: Vec<_> = self
@@ -185,18 +206,18 @@ impl Lake {
                 path: rel.to_string(),
                 source,
             })?;
-        let mut out: Vec<(String, u64)> = items
+        let mut out: Vec<ObjectInfo> = items
             .into_iter()
-            .map(|m| {
-                (
-                    m.location.as_ref()[base..]
-                        .trim_start_matches('/')
-                        .to_string(),
-                    m.size,
-                )
+            .map(|m| ObjectInfo {
+                path: m.location.as_ref()[base..]
+                    .trim_start_matches('/')
+                    .to_string(),
+                size: m.size,
+                modified: m.last_modified.to_rfc3339(),
+                etag: m.e_tag,
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 

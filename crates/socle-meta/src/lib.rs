@@ -6,9 +6,10 @@
 //! [`migrations`]; each one is applied in a transaction and recorded in `socle_migrations`.
 //!
 //! What it holds: catalog extras (view definitions, descriptions) and pipeline run
-//! history ([`runs`]); incremental state, users and audit later.
+//! history ([`runs`]); extraction state ([`extract`]); users and audit later.
 
 pub mod catalog;
+pub mod extract;
 pub mod migrations;
 pub mod runs;
 

@@ -104,6 +104,51 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "attempt process groups",
         statements: &["ALTER TABLE task_attempts ADD COLUMN pgid BIGINT"],
     },
+    Migration {
+        version: 5,
+        name: "extraction state",
+        statements: &[
+            // The committed state of a stream: its cursor / seen files and the sequence
+            // number of the last load (also written into the Delta commit as a txn action).
+            "CREATE TABLE extract_state (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (source, stream)
+        )",
+            // A load that was started: the state it advances to once its commit is in the
+            // table. Reconciled (finished or discarded) before the stream runs again.
+            "CREATE TABLE extract_pending (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            run_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (source, stream)
+        )",
+            // One row per stream extraction, for `socle extract --history` and the server.
+            "CREATE TABLE extract_runs (
+            run_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            logical_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            rows_loaded BIGINT NOT NULL,
+            rows_rejected BIGINT NOT NULL,
+            bytes BIGINT NOT NULL,
+            files BIGINT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            error TEXT,
+            PRIMARY KEY (run_id, source, stream)
+        )",
+        ],
+    },
 ];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {

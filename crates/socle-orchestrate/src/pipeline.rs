@@ -200,6 +200,8 @@ pub struct TaskSpec {
     // `notify`
     pub message: Option<String>,
     pub channels: Vec<String>,
+    // `extract`
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,6 +270,7 @@ struct RawTask {
     file: Option<Spanned<String>>,
     message: Option<Spanned<String>>,
     channels: Option<Spanned<Vec<String>>>,
+    sources: Option<Spanned<StringOrList>>,
 }
 
 fn loc<T>(s: &Spanned<T>) -> Location {
@@ -613,6 +616,7 @@ fn task(
     note!(file);
     note!(message);
     note!(channels);
+    note!(sources);
     if let Some(k) = kind_impl {
         let accepted = k.fields();
         for (field, where_) in &given {
@@ -708,6 +712,7 @@ fn task(
         file: raw.file.map(|f| f.value),
         message: raw.message.map(|m| m.value),
         channels: raw.channels.map(|c| c.value).unwrap_or_default(),
+        sources: raw.sources.map(|s| s.value.to_vec()).unwrap_or_default(),
     };
     if let Some(k) = kind_impl
         && errors.is_empty()

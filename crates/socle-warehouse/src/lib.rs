@@ -36,7 +36,7 @@ use socle_lake::Lake;
 use socle_meta::MetaDb;
 
 pub use error::{Result, SqlError, WarehouseError};
-pub use load::{LoadReport, WriteMode};
+pub use load::{LoadOptions, LoadReport, WriteMode};
 pub use maintenance::{
     ColumnInfo, OptimizeReport, RelationDetail, RelationInfo, VacuumReport, VersionInfo,
 };

@@ -46,6 +46,29 @@ impl WriteMode {
     }
 }
 
+/// Extra settings of a load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// An application transaction `(app id, version)` recorded in the same commit as the
+    /// data, so a writer can later ask whether its load made it
+    /// ([`Warehouse::txn_version`]).
+    pub txn: Option<(String, i64)>,
+    /// The caller guarantees a merge batch has one row per key and no NULL key (skips
+    /// the check, which costs a pass over the data).
+    pub keys_checked: bool,
+}
+
+impl LoadOptions {
+    fn commit_properties(&self) -> deltalake::kernel::transaction::CommitProperties {
+        let props = deltalake::kernel::transaction::CommitProperties::default();
+        match &self.txn {
+            Some((app, version)) => props
+                .with_application_transaction(deltalake::kernel::Transaction::new(app, *version)),
+            None => props,
+        }
+    }
+}
+
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
@@ -160,6 +183,7 @@ pub(crate) async fn write_dataframe(
     df: DataFrame,
     mode: SaveMode,
     replace_schema: bool,
+    options: &LoadOptions,
 ) -> Result<LoadReport> {
     let delta_err = |source| WarehouseError::Delta {
         table: rel.to_string(),
@@ -193,7 +217,8 @@ pub(crate) async fn write_dataframe(
         .with_input_plan(plan)
         .with_session_state(Arc::new(state))
         .with_save_mode(mode)
-        .with_table_name(&rel.name);
+        .with_table_name(&rel.name)
+        .with_commit_properties(options.commit_properties());
     if let Some(m) = schema_mode {
         builder = builder.with_schema_mode(m);
     }
@@ -244,6 +269,18 @@ async fn added_rows(table: &DeltaTable) -> u64 {
 impl Warehouse {
     /// Loads `data` into `table` (`schema.table` or `table`), creating it on first load.
     pub async fn load(&self, table: &str, data: DataFrame, mode: WriteMode) -> Result<LoadReport> {
+        self.load_with(table, data, mode, &LoadOptions::default())
+            .await
+    }
+
+    /// [`Warehouse::load`] with [`LoadOptions`].
+    pub async fn load_with(
+        &self,
+        table: &str,
+        data: DataFrame,
+        mode: WriteMode,
+        options: &LoadOptions,
+    ) -> Result<LoadReport> {
         let rel = RelName::parse(table, self.default_schema())?;
         if self
             .shared
@@ -256,25 +293,36 @@ impl Warehouse {
         }
         let existing = self.shared.open_table(&rel, None).await?;
         let report = match (&mode, existing) {
-            (WriteMode::Merge { keys }, existing) => self.merge(&rel, existing, data, keys).await?,
+            (WriteMode::Merge { keys }, existing) => {
+                self.merge(&rel, existing, data, keys, options).await?
+            }
             (WriteMode::Overwrite, existing) => {
                 let plan = nullable::make_nullable(data.logical_plan().clone())
                     .map_err(|e| WarehouseError::Internal(e.to_string()))?;
                 let df = DataFrame::new(self.ctx.state(), plan);
-                write_dataframe(self, &rel, existing, df, SaveMode::Overwrite, true).await?
+                write_dataframe(self, &rel, existing, df, SaveMode::Overwrite, true, options)
+                    .await?
             }
             (WriteMode::Append, None) => {
                 let plan = nullable::make_nullable(data.logical_plan().clone())
                     .map_err(|e| WarehouseError::Internal(e.to_string()))?;
                 let df = DataFrame::new(self.ctx.state(), plan);
-                write_dataframe(self, &rel, None, df, SaveMode::Append, false).await?
+                write_dataframe(self, &rel, None, df, SaveMode::Append, false, options).await?
             }
             (WriteMode::Append, Some(table)) => {
                 let schema = table_schema(&rel, &table)?;
                 let (df, new_columns) = align(&rel, data, &schema)?;
                 let df = with_nullable(self, df, &new_columns)?;
-                let mut report =
-                    write_dataframe(self, &rel, Some(table), df, SaveMode::Append, false).await?;
+                let mut report = write_dataframe(
+                    self,
+                    &rel,
+                    Some(table),
+                    df,
+                    SaveMode::Append,
+                    false,
+                    options,
+                )
+                .await?;
                 report.new_columns = new_columns;
                 report
             }
@@ -320,6 +368,7 @@ impl Warehouse {
         existing: Option<DeltaTable>,
         data: DataFrame,
         keys: &[String],
+        options: &LoadOptions,
     ) -> Result<LoadReport> {
         if keys.is_empty() {
             return Err(load_err(rel, "merge needs at least one key column"));
@@ -332,12 +381,14 @@ impl Warehouse {
                 ));
             }
         }
-        check_keys(rel, &data, keys).await?;
+        if !options.keys_checked {
+            check_keys(rel, &data, keys).await?;
+        }
         let Some(table) = existing else {
             let plan = nullable::make_nullable(data.logical_plan().clone())
                 .map_err(|e| WarehouseError::Internal(e.to_string()))?;
             let df = DataFrame::new(self.ctx.state(), plan);
-            return write_dataframe(self, rel, None, df, SaveMode::Append, false).await;
+            return write_dataframe(self, rel, None, df, SaveMode::Append, false, options).await;
         };
         let schema = table_schema(rel, &table)?;
         for k in keys {
@@ -375,6 +426,7 @@ impl Warehouse {
             .with_target_alias("target")
             .with_merge_schema(!new_columns.is_empty())
             .with_session_state(state)
+            .with_commit_properties(options.commit_properties())
             .when_matched_update(move |u| {
                 update_cols
                     .iter()
@@ -398,6 +450,26 @@ impl Warehouse {
             version: table.version().map_or(0, |v| v as i64),
             new_columns,
         })
+    }
+}
+
+impl Warehouse {
+    /// The last version of application transaction `app_id` committed to `table` (None
+    /// when the table does not exist or never saw that application).
+    pub async fn txn_version(&self, table: &str, app_id: &str) -> Result<Option<i64>> {
+        let rel = RelName::parse(table, self.default_schema())?;
+        let Some(t) = self.shared.open_table(&rel, None).await? else {
+            return Ok(None);
+        };
+        let delta_err = |source| WarehouseError::Delta {
+            table: rel.to_string(),
+            source,
+        };
+        let snapshot = t.snapshot().map_err(delta_err)?;
+        snapshot
+            .transaction_version(t.log_store().as_ref(), app_id)
+            .await
+            .map_err(delta_err)
     }
 }
 

@@ -299,8 +299,16 @@ async fn create_table_as(
         }
     };
     let df = DataFrame::new(wh.ctx.state(), plan);
-    let report =
-        crate::load::write_dataframe(wh, rel, existing, df, SaveMode::Overwrite, true).await?;
+    let report = crate::load::write_dataframe(
+        wh,
+        rel,
+        existing,
+        df,
+        SaveMode::Overwrite,
+        true,
+        &Default::default(),
+    )
+    .await?;
     wh.shared.note(&rel.schema, Some(&rel.name), true);
     Ok(Outcome::Done(format!(
         "{} TABLE {rel}: {} rows, version {}",
@@ -329,7 +337,9 @@ async fn insert(
         });
     }
     let df = DataFrame::new(wh.ctx.state(), input);
-    let report = crate::load::write_dataframe(wh, rel, existing, df, mode, false).await?;
+    let report =
+        crate::load::write_dataframe(wh, rel, existing, df, mode, false, &Default::default())
+            .await?;
     Ok(Outcome::Done(format!(
         "INSERT {}: {} rows, version {}",
         rel, report.rows_in, report.version

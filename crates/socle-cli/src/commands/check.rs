@@ -98,6 +98,39 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Err(e) => push("pipelines", Err(e.to_string())),
     }
 
+    match socle_connect::load_sources(&project.root) {
+        Ok(sources) if sources.is_empty() => {}
+        Ok(sources) => push(
+            "sources",
+            Ok(format!(
+                "{} valid: {}",
+                sources.len(),
+                sources
+                    .iter()
+                    .map(|s| format!(
+                        "{} ({}, {} streams)",
+                        s.common().name,
+                        s.common().kind,
+                        s.common().streams.len()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+        Err(socle_connect::ConnectError::Configs(errors)) => push(
+            "sources",
+            Err(errors
+                .into_iter()
+                .map(|mut e| {
+                    e.file = project.display_path(&e.file).into_owned().into();
+                    e.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n    ")),
+        ),
+        Err(e) => push("sources", Err(e.to_string())),
+    }
+
     let lake = match Lake::open(&project.config.lake, &EnvOnly) {
         Ok(lake) => match lake.check().await {
             Ok(()) => {

@@ -3,9 +3,11 @@
 pub mod check;
 pub mod dbt;
 pub mod docs;
+pub mod extract;
 pub mod init;
 pub mod load;
 pub mod pipeline;
+pub mod secrets;
 pub mod sql;
 pub mod table;
 
@@ -20,7 +22,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(project, args).await,
         Command::Sql(args) => sql::run(project, args).await,
         Command::Load(args) => load::run(project, args).await,
+        Command::Extract(args) => extract::run(project, args).await,
         Command::Table(args) => table::run(project, args).await,
+        Command::Secrets(args) => secrets::run(project, args),
         Command::Build(c) => dbt::run(project, dbt::Which::Build, c).await,
         Command::Run(args) => pipeline::run(project, args).await,
         Command::Runs(args) => pipeline::runs(project, args).await,

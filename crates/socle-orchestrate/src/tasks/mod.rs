@@ -5,6 +5,7 @@
 
 mod command;
 mod dbt;
+mod extract;
 mod notify;
 mod sql;
 
@@ -140,6 +141,7 @@ pub fn registry() -> &'static [&'static dyn TaskKind] {
             which: dbt::Which::Test,
         },
         &notify::Notify,
+        &extract::Extract,
     ]
 }
 

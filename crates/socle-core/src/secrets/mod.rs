@@ -2,6 +2,10 @@
 //!
 //! Secrets never live in the project folder; configuration refers to them and they are
 //! resolved at the moment of use through a [`Resolver`]. `$${` writes a literal `${`.
+//! [`store`] is socle's local encrypted secrets store; [`store::StoreResolver`] resolves
+//! `${secret:..}` from it.
+
+pub mod store;
 
 /// Where reference values come from.
 pub trait Resolver {
@@ -71,11 +75,7 @@ fn parse(s: &str) -> Result<Vec<Part<'_>>, SecretError> {
         let (kind, name) = inner
             .split_once(':')
             .ok_or_else(|| SecretError::Malformed(after[..=end].to_string()))?;
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
-        match (kind.trim(), valid_name) {
+        match (kind.trim(), is_valid_name(name)) {
             ("env", true) => parts.push(Part::Env(name)),
             ("secret", true) => parts.push(Part::Secret(name)),
             _ => return Err(SecretError::Malformed(after[..=end].to_string())),
@@ -84,6 +84,15 @@ fn parse(s: &str) -> Result<Vec<Part<'_>>, SecretError> {
     }
     parts.push(Part::Text(rest));
     Ok(parts)
+}
+
+/// Whether `name` may be used in `${env:NAME}` / `${secret:NAME}`: ASCII letters, digits,
+/// `_`, `-` and `.`, at least one.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 /// Checks reference syntax without resolving anything (used by `socle check`).

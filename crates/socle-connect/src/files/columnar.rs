@@ -1,0 +1,74 @@
+//! Parquet and Avro: typed already, read as they are. A file that cannot be read whole
+//! (truncated, corrupt) is rejected as one record naming the file and the reason; none
+//! of its rows load.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
+
+use crate::{Result, RowMeta, StreamContext};
+
+fn parquet_batches(bytes: Vec<u8>) -> std::result::Result<Vec<RecordBatch>, String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(|b| b.with_batch_size(65_536).build())
+        .map_err(|e| e.to_string())?;
+    reader
+        .collect::<std::result::Result<Vec<_>, ArrowError>>()
+        .map_err(|e| e.to_string())
+}
+
+fn avro_batches(bytes: Vec<u8>) -> std::result::Result<Vec<RecordBatch>, String> {
+    let reader = arrow_avro::reader::ReaderBuilder::new()
+        .with_batch_size(65_536)
+        .build(std::io::Cursor::new(bytes))
+        .map_err(|e| e.to_string())?;
+    reader
+        .collect::<std::result::Result<Vec<_>, ArrowError>>()
+        .map_err(|e| e.to_string())
+}
+
+async fn push_all(
+    what: &str,
+    decoded: std::result::Result<Vec<RecordBatch>, String>,
+    name: &str,
+    meta: &RowMeta,
+    ctx: &mut StreamContext<'_>,
+) -> Result<()> {
+    match decoded {
+        Ok(batches) => {
+            for b in batches {
+                ctx.sink.push(b, meta).await?;
+            }
+        }
+        Err(e) => ctx.sink.reject(
+            String::new(),
+            format!("not a readable {what} file: {e}"),
+            name.to_string(),
+        ),
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_parquet(
+    name: &str,
+    bytes: Vec<u8>,
+    meta: &RowMeta,
+    ctx: &mut StreamContext<'_>,
+) -> Result<()> {
+    let decoded = tokio::task::spawn_blocking(move || parquet_batches(bytes))
+        .await
+        .map_err(|e| ctx.fetch_error(e.to_string()))?;
+    push_all("Parquet", decoded, name, meta, ctx).await
+}
+
+pub(crate) async fn read_avro(
+    name: &str,
+    bytes: Vec<u8>,
+    meta: &RowMeta,
+    ctx: &mut StreamContext<'_>,
+) -> Result<()> {
+    let decoded = tokio::task::spawn_blocking(move || avro_batches(bytes))
+        .await
+        .map_err(|e| ctx.fetch_error(e.to_string()))?;
+    push_all("Avro", decoded, name, meta, ctx).await
+}
