@@ -419,3 +419,28 @@ fn source_mistakes_are_reported_with_file_and_line() {
     let (exists, _, _) = run(&dir, &["sql", "select * from raw.bad__nums"]);
     assert!(!exists, "nothing was loaded");
 }
+
+#[test]
+fn a_pipeline_extracts_then_builds_on_the_raw_tables() {
+    let (_tmp, dir) = project();
+    write(
+        &dir,
+        "sources/drops.yml",
+        "type: files\nstreams:\n  sales:\n    path: \"drops/sales_{{ ds_nodash }}.csv\"\n",
+    );
+    write(&dir, "drops/sales_20240630.csv", "id,amount\n1,10\n2,20\n");
+    write(
+        &dir,
+        "pipelines/ingest.yml",
+        "tasks:\n  extract:\n    kind: extract\n    sources: [drops.sales]\n  check:\n    kind: sql\n    sql: \"SELECT CASE WHEN sum(amount) = 30 THEN 'ok' ELSE error('wrong total') END FROM raw.drops__sales\"\n    depends_on: [extract]\n",
+    );
+    let out = ok(&dir, &["run", "ingest", "--date", "2024-06-30"]);
+    assert!(out.to_lowercase().contains("success"), "{out}");
+    // A date whose file is missing fails the extract task and skips the check.
+    let (success, out, err) = run(&dir, &["run", "ingest", "--date", "2024-07-01"]);
+    assert!(!success, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("sales_20240701.csv"),
+        "{out}{err}"
+    );
+}
