@@ -140,22 +140,7 @@ pub struct StreamConfig {
     pub columns: BTreeMap<String, String>,
 }
 
-/// A string or a list of strings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
+pub use socle_core::OneOrMany;
 
 /// `max_rejected` as written: a count or a text like `5%`.
 #[derive(Debug, Clone, Deserialize)]
@@ -289,7 +274,7 @@ impl SourceFile {
 
 /// The location a spanned value was written at.
 pub fn loc<T>(s: &Spanned<T>) -> Location {
-    Location::from_saphyr(s.referenced)
+    Location::of(s)
 }
 
 fn threshold(file: &SourceFile, raw: &Spanned<RawThreshold>) -> Result<Threshold, ConfigError> {

@@ -31,40 +31,42 @@ impl fmt::Debug for PartStream {
     }
 }
 
-fn decode(format: &str, bytes: Vec<u8>, schema: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
-    let raw: Vec<RecordBatch> = match format {
-        "parquet" => {
-            let reader =
-                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                    bytes::Bytes::from(bytes),
-                )
-                .and_then(|b| b.with_batch_size(8192).build())
-                .map_err(|e| e.to_string())?;
-            reader
-                .collect::<Result<Vec<_>, ArrowError>>()
+/// Decodes a whole raw or input file of `format` (`parquet`, `avro`, or `jsonl` with its
+/// `schema`) into batches.
+pub(crate) fn read_batches(
+    format: &str,
+    bytes: Vec<u8>,
+    schema: Option<&SchemaRef>,
+) -> Result<Vec<RecordBatch>, String> {
+    const BATCH: usize = 8192;
+    let batches: Result<Vec<RecordBatch>, ArrowError> = match (format, schema) {
+        ("parquet", _) => {
+            use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                .and_then(|b| b.with_batch_size(BATCH).build())
                 .map_err(|e| e.to_string())?
+                .collect()
         }
-        "avro" => {
-            let reader = arrow_avro::reader::ReaderBuilder::new()
-                .with_batch_size(8192)
-                .build(std::io::Cursor::new(bytes))
-                .map_err(|e| e.to_string())?;
-            reader
-                .collect::<Result<Vec<_>, ArrowError>>()
-                .map_err(|e| e.to_string())?
-        }
-        "jsonl" => {
-            let reader = datafusion::arrow::json::ReaderBuilder::new(schema.clone())
-                .with_batch_size(8192)
-                .build(std::io::Cursor::new(bytes))
-                .map_err(|e| e.to_string())?;
-            reader
-                .collect::<Result<Vec<_>, ArrowError>>()
-                .map_err(|e| e.to_string())?
-        }
-        other => return Err(format!("unknown raw format {other}")),
+        ("avro", _) => arrow_avro::reader::ReaderBuilder::new()
+            .with_batch_size(BATCH)
+            .build(std::io::Cursor::new(bytes))
+            .map_err(|e| e.to_string())?
+            .collect(),
+        ("jsonl", Some(schema)) => datafusion::arrow::json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(BATCH)
+            .build(std::io::Cursor::new(bytes))
+            .map_err(|e| e.to_string())?
+            .collect(),
+        (other, _) => return Err(format!("cannot read {other} files here")),
     };
-    raw.iter().map(|b| conform(b, schema)).collect()
+    batches.map_err(|e| e.to_string())
+}
+
+fn decode(format: &str, bytes: Vec<u8>, schema: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
+    read_batches(format, bytes, Some(schema))?
+        .iter()
+        .map(|b| conform(b, schema))
+        .collect()
 }
 
 impl PartitionStream for PartStream {

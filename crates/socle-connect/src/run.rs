@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::Column;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::functions_window::expr_fn::row_number;
@@ -631,14 +631,6 @@ impl Extraction<'_> {
         stream: &StreamConfig,
         columns: &[(String, DataType)],
     ) -> Result<()> {
-        if stream.on_type_conflict == TypeConflict::Fail
-            && columns.iter().any(|(_, t)| t == &DataType::Utf8)
-        {
-            return Err(data_err(
-                stream,
-                "type conflict (on_type_conflict: fail)".to_string(),
-            ));
-        }
         let table = self
             .warehouse
             .session()
@@ -657,19 +649,8 @@ impl Extraction<'_> {
                 }
             })
             .collect();
-        let rewritten = table.select(exprs).map_err(df_err)?;
-        let batches = rewritten.collect().await.map_err(df_err)?;
-        let schema = batches
-            .first()
-            .map(|b| b.schema())
-            .unwrap_or_else(|| Arc::new(Schema::empty()));
-        let provider =
-            datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(df_err)?;
-        let df = self
-            .warehouse
-            .session()
-            .read_table(Arc::new(provider))
-            .map_err(df_err)?;
+        // Streamed: the overwrite reads the version it replaces.
+        let df = table.select(exprs).map_err(df_err)?;
         self.warehouse
             .load(&stream.table, df, WriteMode::Overwrite)
             .await?;

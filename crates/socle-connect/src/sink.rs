@@ -148,10 +148,6 @@ impl Sink {
         &self.declared
     }
 
-    pub fn policy(&self) -> TypeConflict {
-        self.policy
-    }
-
     fn tick(&self) {
         if let Some(p) = &self.progress {
             p(self.next_row as u64, self.bytes_in);
@@ -164,27 +160,21 @@ impl Sink {
         if n == 0 {
             return Ok(());
         }
-        let mut fields: Vec<Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .filter(|f| !META_COLUMNS.contains(&f.name().as_str()) && f.name() != ROW_COLUMN)
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len() + 6);
+        // Connector columns first, in types the warehouse can store; then socle's.
+        let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns() + 6);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + 6);
         for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
             if META_COLUMNS.contains(&f.name().as_str()) || f.name() == ROW_COLUMN {
                 continue;
             }
-            columns.push(match storable(f.data_type()) {
+            let c = match storable(f.data_type()) {
                 Some(t) => cast(c, &t).map_err(|e| {
                     crate::ConnectError::Other(format!("column `{}`: {e}", f.name()))
                 })?,
                 None => c.clone(),
-            });
-        }
-        for (f, c) in fields.iter_mut().zip(&columns) {
-            *f = Field::new(f.name(), c.data_type().clone(), true);
+            };
+            fields.push(Field::new(f.name(), c.data_type().clone(), true));
+            columns.push(c);
         }
         let ts = DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")));
         fields.push(Field::new("_socle_fetched_at", ts, true));
@@ -302,16 +292,31 @@ impl Sink {
             self.parts.len() + 1,
             self.landing.extension()
         );
+        let part = self
+            .land(path, bytes, rows, self.landing, part_schema)
+            .await?;
+        self.parts.push(part);
+        Ok(())
+    }
+
+    /// Writes one raw file to the lake (one put: atomic on every store).
+    async fn land(
+        &self,
+        path: String,
+        bytes: Vec<u8>,
+        rows: usize,
+        format: Landing,
+        schema: SchemaRef,
+    ) -> crate::Result<Part> {
         let size = bytes.len() as u64;
         self.lake.put(&path, bytes).await?;
-        self.parts.push(Part {
+        Ok(Part {
             path,
             rows: rows as u64,
             bytes: size,
-            format: self.landing.extension().into(),
-            schema: Some(part_schema),
-        });
-        Ok(())
+            format: format.extension().into(),
+            schema: Some(schema),
+        })
     }
 
     /// Writes the rejected records kept in memory as a Parquet part.
@@ -348,15 +353,8 @@ impl Sink {
             self.prefix,
             self.reject_parts.len() + 1
         );
-        let size = bytes.len() as u64;
-        self.lake.put(&path, bytes).await?;
-        self.reject_parts.push(Part {
-            path,
-            rows: n as u64,
-            bytes: size,
-            format: "parquet".into(),
-            schema: Some(schema),
-        });
+        let part = self.land(path, bytes, n, Landing::Parquet, schema).await?;
+        self.reject_parts.push(part);
         Ok(())
     }
 

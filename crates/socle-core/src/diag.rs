@@ -26,6 +26,29 @@ impl Location {
             column: loc.column(),
         }
     }
+
+    /// Where a spanned YAML value was written.
+    pub fn of<T>(value: &serde_saphyr::Spanned<T>) -> Self {
+        Self::from_saphyr(value.referenced)
+    }
+}
+
+/// A YAML field that takes one string or a list of them (`select: +marts` or
+/// `select: [a, b]`; a command line or a program with its arguments).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// An error in a project file: `file:line:col: message` plus an optional hint.

@@ -15,5 +15,5 @@ pub mod scaffold;
 pub mod secrets;
 
 pub use config::{Config, Dialect, LakeConfig, MetadataConfig, WarehouseConfig};
-pub use diag::{ConfigError, Location};
+pub use diag::{ConfigError, Location, OneOrMany};
 pub use project::Project;

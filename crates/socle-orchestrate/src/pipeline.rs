@@ -153,22 +153,9 @@ impl Default for Policy {
     }
 }
 
-/// A program and its arguments, or one string run by `sh -c`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl StringOrList {
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            StringOrList::One(s) => vec![s.clone()],
-            StringOrList::Many(v) => v.clone(),
-        }
-    }
-}
+/// A program and its arguments, or one string run by `sh -c` (also any field taking one
+/// string or a list).
+pub type StringOrList = socle_core::OneOrMany;
 
 /// A validated task: common fields plus the fields of its kind.
 #[derive(Debug, Clone)]
@@ -274,7 +261,7 @@ struct RawTask {
 }
 
 fn loc<T>(s: &Spanned<T>) -> Location {
-    Location::from_saphyr(s.referenced)
+    Location::of(s)
 }
 
 /// `30`, `30s`, `5m`, `2h`, `1d`, `1h30m`, `250ms`.

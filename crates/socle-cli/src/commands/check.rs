@@ -30,6 +30,18 @@ struct Check {
     detail: String,
 }
 
+/// Configuration errors, one per line, with files named relative to the project.
+fn located(project: &socle_core::Project, errors: Vec<socle_core::ConfigError>) -> String {
+    errors
+        .into_iter()
+        .map(|mut e| {
+            e.file = project.display_path(&e.file).into_owned().into();
+            e.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n    ")
+}
+
 pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     let project = context::project(project)?;
     let mut checks = Vec::new();
@@ -84,17 +96,9 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
                     .join(", ")
             )),
         ),
-        Err(socle_orchestrate::OrchestrateError::Configs(errors)) => push(
-            "pipelines",
-            Err(errors
-                .into_iter()
-                .map(|mut e| {
-                    e.file = project.display_path(&e.file).into_owned().into();
-                    e.to_string()
-                })
-                .collect::<Vec<_>>()
-                .join("\n    ")),
-        ),
+        Err(socle_orchestrate::OrchestrateError::Configs(errors)) => {
+            push("pipelines", Err(located(&project, errors)))
+        }
         Err(e) => push("pipelines", Err(e.to_string())),
     }
 
@@ -117,17 +121,9 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
                     .join(", ")
             )),
         ),
-        Err(socle_connect::ConnectError::Configs(errors)) => push(
-            "sources",
-            Err(errors
-                .into_iter()
-                .map(|mut e| {
-                    e.file = project.display_path(&e.file).into_owned().into();
-                    e.to_string()
-                })
-                .collect::<Vec<_>>()
-                .join("\n    ")),
-        ),
+        Err(socle_connect::ConnectError::Configs(errors)) => {
+            push("sources", Err(located(&project, errors)))
+        }
         Err(e) => push("sources", Err(e.to_string())),
     }
 

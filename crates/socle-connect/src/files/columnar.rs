@@ -3,29 +3,8 @@
 //! of its rows load.
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::error::ArrowError;
 
 use crate::{Result, RowMeta, StreamContext};
-
-fn parquet_batches(bytes: Vec<u8>) -> std::result::Result<Vec<RecordBatch>, String> {
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .and_then(|b| b.with_batch_size(65_536).build())
-        .map_err(|e| e.to_string())?;
-    reader
-        .collect::<std::result::Result<Vec<_>, ArrowError>>()
-        .map_err(|e| e.to_string())
-}
-
-fn avro_batches(bytes: Vec<u8>) -> std::result::Result<Vec<RecordBatch>, String> {
-    let reader = arrow_avro::reader::ReaderBuilder::new()
-        .with_batch_size(65_536)
-        .build(std::io::Cursor::new(bytes))
-        .map_err(|e| e.to_string())?;
-    reader
-        .collect::<std::result::Result<Vec<_>, ArrowError>>()
-        .map_err(|e| e.to_string())
-}
 
 async fn push_all(
     what: &str,
@@ -55,9 +34,10 @@ pub(crate) async fn read_parquet(
     meta: &RowMeta,
     ctx: &mut StreamContext<'_>,
 ) -> Result<()> {
-    let decoded = tokio::task::spawn_blocking(move || parquet_batches(bytes))
-        .await
-        .map_err(|e| ctx.fetch_error(e.to_string()))?;
+    let decoded =
+        tokio::task::spawn_blocking(move || crate::parts::read_batches("parquet", bytes, None))
+            .await
+            .map_err(|e| ctx.fetch_error(e.to_string()))?;
     push_all("Parquet", decoded, name, meta, ctx).await
 }
 
@@ -67,8 +47,9 @@ pub(crate) async fn read_avro(
     meta: &RowMeta,
     ctx: &mut StreamContext<'_>,
 ) -> Result<()> {
-    let decoded = tokio::task::spawn_blocking(move || avro_batches(bytes))
-        .await
-        .map_err(|e| ctx.fetch_error(e.to_string()))?;
+    let decoded =
+        tokio::task::spawn_blocking(move || crate::parts::read_batches("avro", bytes, None))
+            .await
+            .map_err(|e| ctx.fetch_error(e.to_string()))?;
     push_all("Avro", decoded, name, meta, ctx).await
 }

@@ -10,7 +10,6 @@
 use std::io::{BufRead, BufReader, Read};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, Schema};
 use serde::Deserialize;
 
 use super::Input;
@@ -121,27 +120,6 @@ pub(crate) async fn read(
     }
 }
 
-/// Column names from a header row: blanks become `column_<n>`, repeats get `_2`, `_3`.
-fn column_names(header: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(header.len());
-    for (i, h) in header.iter().enumerate() {
-        let base = h.trim().trim_start_matches('\u{feff}').to_string();
-        let base = if base.is_empty() {
-            format!("column_{}", i + 1)
-        } else {
-            base
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while out.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
-        out.push(name);
-    }
-    out
-}
-
 /// The text of a record as it would be written back (for rejects).
 fn record_text(record: &csv::ByteRecord, delimiter: u8) -> String {
     let mut w = csv::WriterBuilder::new()
@@ -216,7 +194,7 @@ fn decode(
     let first = record.clone();
     let header = options.header.unwrap_or(true);
     let names = if header {
-        column_names(
+        super::column_names(
             &first
                 .iter()
                 .map(|f| String::from_utf8_lossy(f).to_string())
@@ -255,21 +233,7 @@ fn decode(
             kinds[i] = kinds[i].join_or_string(classify(s));
         }
     }
-    for (i, n) in names.iter().enumerate() {
-        if let Some(d) = declared.get(n) {
-            kinds[i] = *d;
-        }
-        if kinds[i] == Kind::Null {
-            kinds[i] = Kind::String;
-        }
-    }
-    let schema = std::sync::Arc::new(Schema::new(
-        names
-            .iter()
-            .zip(&kinds)
-            .map(|(n, k)| Field::new(n, k.data_type(), true))
-            .collect::<Vec<_>>(),
-    ));
+    let schema = super::settle_kinds(&names, &mut kinds, declared);
     let new_builders = || -> Vec<ColumnBuilder> {
         kinds
             .iter()
@@ -358,15 +322,4 @@ fn decode(
         flush(&mut builders)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_from_header() {
-        let n = column_names(&["id".into(), "".into(), "id".into(), " name ".into()]);
-        assert_eq!(n, vec!["id", "column_2", "id_2", "name"]);
-    }
 }

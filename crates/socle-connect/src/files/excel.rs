@@ -5,11 +5,8 @@
 //! dates DATE (TIMESTAMP when any has a time of day), text is inferred like CSV text. A
 //! row with an error cell (`#DIV/0!`, `#N/A`) is rejected with its cell address.
 
-use std::sync::Arc;
-
 use calamine::{Data, Reader};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, Schema};
 use serde::Deserialize;
 
 use crate::infer::{ColumnBuilder, Kind, Parsed, classify, parse_text};
@@ -174,34 +171,20 @@ fn decode(
     let header = options.header.unwrap_or(true);
     let first: Vec<Data> = rows.next().map(|r| r.to_vec()).unwrap_or_default();
     let names: Vec<String> = if header {
-        let mut out: Vec<String> = Vec::new();
-        for (i, c) in first.iter().enumerate() {
-            let base = match c {
-                Data::Empty => format!("column_{}", i + 1),
-                other => other.to_string().trim().to_string(),
-            };
-            let mut n = base.clone();
-            let mut k = 2;
-            while out.contains(&n) {
-                n = format!("{base}_{k}");
-                k += 1;
-            }
-            out.push(n);
-        }
-        out
+        super::column_names(&first.iter().map(|c| c.to_string()).collect::<Vec<_>>())
     } else {
         (1..=first.len()).map(|i| format!("column_{i}")).collect()
     };
     let mut data: Vec<(u32, Vec<Data>)> = Vec::new();
-    let first_data_row = if header { 1 } else { 0 };
     if !header && !first.is_empty() {
         data.push((origin.0, first));
     }
+    // `rows` continues after the first row of the range, whichever role it had.
     for (i, r) in rows.enumerate() {
         if r.iter().all(|c| matches!(c, Data::Empty)) {
             continue;
         }
-        data.push((origin.0 + first_data_row + i as u32, r.to_vec()));
+        data.push((origin.0 + 1 + i as u32, r.to_vec()));
     }
     let mut kinds = vec![Kind::Null; names.len()];
     for (_, r) in &data {
@@ -212,14 +195,7 @@ fn decode(
             kinds[i] = kinds[i].join_or_string(cell_kind(c));
         }
     }
-    for (i, n) in names.iter().enumerate() {
-        if let Some(d) = declared.get(n) {
-            kinds[i] = *d;
-        }
-        if kinds[i] == Kind::Null {
-            kinds[i] = Kind::String;
-        }
-    }
+    let schema = super::settle_kinds(&names, &mut kinds, declared);
     let mut builders: Vec<ColumnBuilder> = kinds
         .iter()
         .map(|k| ColumnBuilder::new(*k, data.len()))
@@ -250,13 +226,6 @@ fn decode(
             b.append(v);
         }
     }
-    let schema = Arc::new(Schema::new(
-        names
-            .iter()
-            .zip(&kinds)
-            .map(|(n, k)| Field::new(n, k.data_type(), true))
-            .collect::<Vec<_>>(),
-    ));
     let columns = builders.iter_mut().map(|b| b.finish()).collect();
     let batch = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
     Ok((batch, rejects))

@@ -459,3 +459,58 @@ async fn read_file(
         Format::Avro => columnar::read_avro(name, bytes, &meta, ctx).await,
     }
 }
+
+/// Column names from a header row: blanks become `column_<n>`, repeats get `_2`, `_3`.
+pub(super) fn column_names(header: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(header.len());
+    for (i, h) in header.iter().enumerate() {
+        let base = h.trim().trim_start_matches('\u{feff}').to_string();
+        let base = if base.is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            base
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while out.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        out.push(name);
+    }
+    out
+}
+
+/// Settles the column kinds of a file: declared types (`columns:`) win over inference, and
+/// a column with no value at all is text. Returns the file's schema.
+pub(super) fn settle_kinds(
+    names: &[String],
+    kinds: &mut [crate::infer::Kind],
+    declared: &BTreeMap<String, crate::infer::Kind>,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    for (i, n) in names.iter().enumerate() {
+        if let Some(d) = declared.get(n) {
+            kinds[i] = *d;
+        }
+        if kinds[i] == crate::infer::Kind::Null {
+            kinds[i] = crate::infer::Kind::String;
+        }
+    }
+    std::sync::Arc::new(Schema::new(
+        names
+            .iter()
+            .zip(kinds.iter())
+            .map(|(n, k)| Field::new(n, k.data_type(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_from_header() {
+        let n = super::column_names(&["id".into(), "".into(), "id".into(), " name ".into()]);
+        assert_eq!(n, vec!["id", "column_2", "id_2", "name"]);
+    }
+}
