@@ -236,6 +236,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rejects_name_their_cell_with_or_without_a_header() {
+        let book = include_bytes!("../../../socle-cli/tests/it/fixtures/files/budget.xlsx");
+        for (header, range) in [(true, "A3:F16"), (false, "A4:F16")] {
+            let options = ExcelOptions {
+                sheet: Some(SheetRef::Name("Budget".into())),
+                range: Some(range.into()),
+                header: Some(header),
+            };
+            let (batch, rejects) = decode(&options, book.to_vec(), &Default::default()).unwrap();
+            assert_eq!(batch.num_rows(), 12, "header: {header}");
+            assert_eq!(rejects.len(), 1);
+            assert_eq!(rejects[0].2, "D16", "header: {header}");
+        }
+    }
+
+    #[test]
     fn cell_addresses() {
         assert_eq!(cell("A1"), Some((0, 0)));
         assert_eq!(cell("b12"), Some((11, 1)));
