@@ -95,6 +95,21 @@ pub enum Command {
     Docs(commands::docs::Args),
 }
 
+/// Log output with every known credential masked (see `socle_core::secrets::redact`).
+struct Redacted<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Redacted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = socle_core::secrets::redact(&String::from_utf8_lossy(buf));
+        self.0.write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     // delta-rs logs every failed open at ERROR through its instrumented spans, including the
@@ -108,7 +123,7 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| Redacted(std::io::stderr()));
     if cli.log_json {
         builder.json().init();
     } else {
@@ -132,7 +147,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", socle_core::secrets::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

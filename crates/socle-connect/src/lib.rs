@@ -10,15 +10,24 @@
 //! - [`template`]: `{{ ds }}`, cursor values and account fields in source settings.
 //! - [`files`]: local and object-store files (CSV/TSV, JSON, JSON Lines, Excel, Parquet,
 //!   Avro).
+//! - [`rest`]: JSON HTTP APIs (auth, accounts, pagination, fan-out, cursors), over
+//!   [`http`] (retries, rate limits).
+//! - [`scrape`]: HTML pages with CSS selectors, politely (robots.txt, delays).
+//! - [`sql`]: PostgreSQL, MySQL/MariaDB and SQLite tables or queries, in chunks,
+//!   incremental on a cursor column.
 
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod http;
 pub mod infer;
 mod parts;
 pub mod registry;
+pub mod rest;
 pub mod run;
+pub mod scrape;
 pub mod sink;
+pub mod sql;
 pub mod template;
 
 use std::path::Path;

@@ -16,10 +16,32 @@ pub struct Kind {
 }
 
 /// Every connector kind.
-pub const KINDS: &[Kind] = &[Kind {
-    name: "files",
-    parse: crate::files::parse,
-}];
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: "files",
+        parse: crate::files::parse,
+    },
+    Kind {
+        name: "rest",
+        parse: crate::rest::parse,
+    },
+    Kind {
+        name: "scrape",
+        parse: crate::scrape::parse,
+    },
+    Kind {
+        name: "postgres",
+        parse: crate::sql::parse_postgres,
+    },
+    Kind {
+        name: "mysql",
+        parse: crate::sql::parse_mysql,
+    },
+    Kind {
+        name: "sqlite",
+        parse: crate::sql::parse_sqlite,
+    },
+];
 
 /// The kinds' names, for messages.
 pub fn names() -> Vec<&'static str> {

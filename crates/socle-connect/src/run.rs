@@ -235,7 +235,7 @@ impl Extraction<'_> {
             .await
         {
             report.status = "failed".into();
-            report.error = Some(e.to_string());
+            report.error = Some(socle_core::secrets::redact(&e.to_string()));
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         let _ = self

@@ -253,6 +253,10 @@ impl Sink {
     /// Quarantines a record with the reason and where it was.
     pub fn reject(&mut self, raw: String, reason: String, location: String) {
         self.rejected += 1;
+        let (reason, location) = (
+            socle_core::secrets::redact(&reason),
+            socle_core::secrets::redact(&location),
+        );
         let raw = if raw.len() > REJECT_TEXT_MAX {
             excerpt(&raw, REJECT_TEXT_MAX)
         } else {

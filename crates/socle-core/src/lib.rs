@@ -3,6 +3,7 @@
 //! - [`project`]: finding a project folder (`socle.yml` or `dbt_project.yml`) and loading it.
 //! - [`config`]: the typed, validated contents of `socle.yml`.
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
+//! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
 //!   [`secrets::store`]: the local encrypted secrets store (`socle secrets`).
 //! - [`scaffold`]: `socle init`, a working project to start from.
@@ -10,6 +11,7 @@
 pub mod alerts;
 pub mod config;
 pub mod diag;
+pub mod duration;
 pub mod project;
 pub mod scaffold;
 pub mod secrets;

@@ -155,7 +155,8 @@ pub(crate) async fn attempt_all(
                 log.line(&format!("[socle] succeeded: {summary}"));
                 ("success", summary, false)
             }
-            Err(f) => {
+            Err(mut f) => {
+                f.message = socle_core::secrets::redact(&f.message);
                 log.line(&format!("[socle] failed: {}", f.message));
                 record.exit_code = f.exit_code;
                 record.error = Some(f.message.clone());

@@ -191,12 +191,7 @@ pub struct TaskSpec {
     pub sources: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum DurationText {
-    Seconds(u64),
-    Text(String),
-}
+use socle_core::duration::DurationText;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -264,46 +259,7 @@ fn loc<T>(s: &Spanned<T>) -> Location {
     Location::of(s)
 }
 
-/// `30`, `30s`, `5m`, `2h`, `1d`, `1h30m`, `250ms`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let value: f64 = number.parse().ok()?;
-        number.clear();
-        let secs = match unit.as_str() {
-            "ms" => value / 1000.0,
-            "s" | "sec" | "secs" => value,
-            "m" | "min" | "mins" => value * 60.0,
-            "h" | "hour" | "hours" => value * 3600.0,
-            "d" | "day" | "days" => value * 86_400.0,
-            _ => return None,
-        };
-        total += Duration::from_secs_f64(secs);
-    }
-    number.is_empty().then_some(total)
-}
+pub use socle_core::duration::parse as parse_duration;
 
 fn duration(file: &Path, d: &Spanned<DurationText>, field: &str) -> Result<Duration, ConfigError> {
     match &d.value {

@@ -1,7 +1,8 @@
-//! Running the binary.
+//! Running the binary, and the services tests talk to.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn socle() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_socle"));
@@ -47,4 +48,136 @@ pub fn alive(pid: &str) -> bool {
             .any(|l| l.starts_with("State:") && l.contains('Z')),
         Err(_) => false,
     }
+}
+
+/// Writes `text` to `dir/rel`, creating folders.
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Runs `socle extract --format json ARGS`, asserting success; the per-stream reports.
+pub fn extract_json(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["extract", "--format", "json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = run(dir, &all);
+    let reports: Vec<serde_json::Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\n{err}"));
+    assert!(
+        ok,
+        "extract failed:\n{}\n{err}",
+        serde_json::to_string_pretty(&reports).unwrap()
+    );
+    reports
+}
+
+/// The report of `stream` among `socle extract --format json`'s.
+pub fn report<'a>(reports: &'a [serde_json::Value], stream: &str) -> &'a serde_json::Value {
+    reports
+        .iter()
+        .find(|r| r["stream"] == stream)
+        .unwrap_or_else(|| panic!("no report for {stream}"))
+}
+
+/// Rows of a query, as JSON objects.
+pub fn query(dir: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let out = ok(dir, &["sql", "--format", "json", sql]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The loopback HTTP fixture (`fixtures/http_fixture.py`), stopped when dropped.
+pub struct HttpFixture {
+    child: Child,
+    pub port: u16,
+}
+
+impl HttpFixture {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/http_fixture.py"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("fixture said {line:?}"));
+        Self { child, port }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let body = body.unwrap_or("");
+        write!(
+            conn,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    /// `GET /_stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        self.call("GET", "/_stats", None)
+    }
+
+    /// `POST /_admin/reset`.
+    pub fn reset(&self) {
+        self.call("POST", "/_admin/reset", None);
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &str) -> serde_json::Value {
+        self.call("POST", path, Some(body))
+    }
+}
+
+impl Drop for HttpFixture {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `sql` with psql against `url`, failing the test on error.
+pub fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh database on the test PostgreSQL server (`SOCLE_TEST_POSTGRES_URL`); its URL.
+pub fn pg_database(name: &str) -> String {
+    let base = std::env::var("SOCLE_TEST_POSTGRES_URL")
+        .expect("SOCLE_TEST_POSTGRES_URL (scripts/test-services.sh starts PostgreSQL)");
+    psql(
+        &base,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    psql(&base, &format!("CREATE DATABASE {name}"));
+    format!("{}/{name}", &base[..base.rfind('/').unwrap()])
 }

@@ -8,12 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/files")
 }
@@ -52,32 +46,6 @@ streams:
     path: data/budget.xlsx
     excel: { sheet: Budget, range: "A3:F16" }
 "#;
-
-fn extract_json(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["extract", "--format", "json"];
-    all.extend_from_slice(args);
-    let (ok, out, err) = run(dir, &all);
-    let reports: Vec<serde_json::Value> =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\n{err}"));
-    assert!(
-        ok,
-        "extract failed:\n{}\n{err}",
-        serde_json::to_string_pretty(&reports).unwrap()
-    );
-    reports
-}
-
-fn report<'a>(reports: &'a [serde_json::Value], stream: &str) -> &'a serde_json::Value {
-    reports
-        .iter()
-        .find(|r| r["stream"] == stream)
-        .unwrap_or_else(|| panic!("no report for {stream}"))
-}
-
-fn query(dir: &Path, sql: &str) -> Vec<serde_json::Value> {
-    let out = ok(dir, &["sql", "--format", "json", sql]);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 #[test]
 fn every_format_lands_raw_files_and_loads_with_rejects() {

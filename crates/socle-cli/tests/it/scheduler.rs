@@ -138,23 +138,8 @@ fn a_killed_daemon_is_taken_over_without_running_a_date_twice() {
 
 #[test]
 fn two_daemons_on_postgres_schedule_each_date_once() {
-    let base = std::env::var("SOCLE_TEST_POSTGRES_URL")
-        .expect("SOCLE_TEST_POSTGRES_URL (scripts/test-services.sh starts PostgreSQL)");
     let db = format!("socle_sched_{}", std::process::id());
-    let admin = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([base.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-    admin(&format!("CREATE DATABASE {db}"));
-    let url = format!("{}/{db}", &base[..base.rfind('/').unwrap()]);
+    let url = pg_database(&db);
     let (_tmp, dir) = project();
     std::fs::write(
         dir.join("socle.yml"),
@@ -181,5 +166,6 @@ fn two_daemons_on_postgres_schedule_each_date_once() {
     assert_eq!(runners.len(), 1, "two daemons scheduled: {runners:?}");
     let lines = std::fs::read_to_string(dir.join("ticks.log")).unwrap();
     assert_eq!(lines.lines().count(), all.len(), "{lines}");
-    admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    let base = std::env::var("SOCLE_TEST_POSTGRES_URL").unwrap();
+    psql(&base, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 }

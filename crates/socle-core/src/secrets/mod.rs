@@ -3,9 +3,14 @@
 //! Secrets never live in the project folder; configuration refers to them and they are
 //! resolved at the moment of use through a [`Resolver`]. `$${` writes a literal `${`.
 //! [`store`] is socle's local encrypted secrets store; [`store::StoreResolver`] resolves
-//! `${secret:..}` from it.
+//! `${secret:..}` from it. Every resolved value is remembered for the life of the
+//! process and [`redact`] masks it in errors, logs and recorded messages.
 
 pub mod store;
+
+mod redact;
+
+pub use redact::{redact, remember, remember_url_password};
 
 /// Where reference values come from.
 pub trait Resolver {
@@ -134,17 +139,21 @@ pub fn resolve(s: &str, resolver: &dyn Resolver) -> Result<String, SecretError> 
     for part in parse(s)? {
         match part {
             Part::Text(t) => out.push_str(t),
-            Part::Env(n) => out.push_str(
-                &resolver
+            Part::Env(n) => {
+                let v = resolver
                     .env(n)
-                    .ok_or_else(|| SecretError::MissingEnv(n.into()))?,
-            ),
-            Part::Secret(n) => out.push_str(
-                &resolver
+                    .ok_or_else(|| SecretError::MissingEnv(n.into()))?;
+                remember(&v);
+                out.push_str(&v);
+            }
+            Part::Secret(n) => {
+                let v = resolver
                     .secret(n)
                     .map_err(SecretError::Store)?
-                    .ok_or_else(|| SecretError::MissingSecret(n.into()))?,
-            ),
+                    .ok_or_else(|| SecretError::MissingSecret(n.into()))?;
+                remember(&v);
+                out.push_str(&v);
+            }
         }
     }
     Ok(out)

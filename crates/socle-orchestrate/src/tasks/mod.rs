@@ -85,6 +85,7 @@ impl Log {
     pub const LIMIT: usize = 1 << 20;
 
     pub fn line(&self, text: &str) {
+        let text = &socle_core::secrets::redact(text);
         let mut buf = self.0.lock().expect("log lock");
         buf.text.push_str(text);
         if !text.ends_with('\n') {
