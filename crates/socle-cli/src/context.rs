@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use socle_core::Project;
 use socle_core::project::ProjectError;
-use socle_core::secrets::EnvOnly;
+use socle_core::secrets::store::StoreResolver;
 use socle_lake::Lake;
 use socle_meta::MetaDb;
 use socle_warehouse::Warehouse;
@@ -39,7 +39,11 @@ pub async fn open_meta(explicit: Option<PathBuf>) -> Result<(Project, MetaDb)> {
     let project = project(explicit)?;
     std::env::set_current_dir(&project.root)
         .with_context(|| format!("cannot enter the project folder {}", project.root.display()))?;
-    let meta_url = project.config.metadata.url.resolve(&EnvOnly)?;
+    let meta_url = project
+        .config
+        .metadata
+        .url
+        .resolve(&StoreResolver::for_project(&project.root))?;
     let meta = MetaDb::open(&meta_url).await?;
     Ok((project, meta))
 }
@@ -51,8 +55,9 @@ pub async fn open(explicit: Option<PathBuf>) -> Result<Opened> {
     let project = project(explicit)?;
     std::env::set_current_dir(&project.root)
         .with_context(|| format!("cannot enter the project folder {}", project.root.display()))?;
-    let lake = Lake::open(&project.config.lake, &EnvOnly)?;
-    let meta_url = project.config.metadata.url.resolve(&EnvOnly)?;
+    let secrets = StoreResolver::for_project(&project.root);
+    let lake = Lake::open(&project.config.lake, &secrets)?;
+    let meta_url = project.config.metadata.url.resolve(&secrets)?;
     let meta = MetaDb::open(&meta_url).await?;
     let warehouse = Warehouse::open(lake, meta.clone(), &project.config.warehouse).await?;
     Ok(Opened {

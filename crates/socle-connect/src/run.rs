@@ -469,8 +469,10 @@ impl Extraction<'_> {
                 report.table_version = Some(loaded.version);
                 report.new_columns = loaded.new_columns;
             }
-            None if replace => {
-                // Nothing read: a replaced table becomes empty (if it exists).
+            // Input was read and held no record (an empty file, an API's empty answer):
+            // a replaced table becomes empty. When nothing was read at all (no new file
+            // on an incremental run), the table keeps its rows.
+            None if replace && sink.files_in > 0 => {
                 if let Ok(existing) = self.warehouse.session().table(stream.table.as_str()).await {
                     let empty = existing.limit(0, Some(0)).map_err(df_err)?;
                     let loaded = self

@@ -15,7 +15,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use socle_core::alerts::{AlertsConfig, Channel, TlsMode};
-use socle_core::secrets::{EnvOnly, resolve};
+use socle_core::secrets::resolve;
+use socle_core::secrets::store::StoreResolver;
 
 use crate::pipeline::Pipeline;
 
@@ -144,7 +145,8 @@ impl Alerter {
     }
 
     async fn send_one(&self, channel: &Channel, alert: &Alert) -> Result<(), String> {
-        let secret = |v: &str| resolve(v, &EnvOnly).map_err(|e| e.to_string());
+        let store = StoreResolver::for_project(&self.root);
+        let secret = |v: &str| resolve(v, &store).map_err(|e| e.to_string());
         match channel {
             Channel::Slack { url } => {
                 let body = serde_json::json!({ "text": alert.text() });

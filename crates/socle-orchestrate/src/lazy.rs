@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use socle_core::Project;
-use socle_core::secrets::EnvOnly;
+use socle_core::secrets::store::StoreResolver;
 use socle_meta::MetaDb;
 use socle_warehouse::Warehouse;
 use tokio::sync::OnceCell;
@@ -38,8 +38,11 @@ impl LazyWarehouse {
     pub async fn get(&self) -> Result<Warehouse, String> {
         self.cell
             .get_or_try_init(|| async {
-                let lake = socle_lake::Lake::open(&self.project.config.lake, &EnvOnly)
-                    .map_err(|e| e.to_string())?;
+                let lake = socle_lake::Lake::open(
+                    &self.project.config.lake,
+                    &StoreResolver::for_project(&self.project.root),
+                )
+                .map_err(|e| e.to_string())?;
                 Warehouse::open(lake, self.meta.clone(), &self.project.config.warehouse)
                     .await
                     .map_err(|e| e.to_string())

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use socle_core::secrets::EnvOnly;
+use socle_core::secrets::store::StoreResolver;
 use socle_lake::Lake;
 use socle_meta::MetaDb;
 use socle_warehouse::Warehouse;
@@ -127,7 +127,8 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Err(e) => push("sources", Err(e.to_string())),
     }
 
-    let lake = match Lake::open(&project.config.lake, &EnvOnly) {
+    let secrets = StoreResolver::for_project(&project.root);
+    let lake = match Lake::open(&project.config.lake, &secrets) {
         Ok(lake) => match lake.check().await {
             Ok(()) => {
                 push("lake", Ok(format!("{} is reachable", lake.url())));
@@ -144,7 +145,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }
     };
 
-    let meta = match project.config.metadata.url.resolve(&EnvOnly) {
+    let meta = match project.config.metadata.url.resolve(&secrets) {
         Ok(url) => match MetaDb::open(&url).await {
             Ok(db) => {
                 let v = db.schema_version().await.unwrap_or_default();

@@ -446,6 +446,39 @@ fn credentials_of_every_kind_and_clear_4xx_errors() {
     assert!(err.contains("HTTP 404 Not Found"), "{err}");
     assert!(err.contains("Invalid value for parameter"), "{err}");
     assert_eq!(api.stats()["total"], 2, "4xx must not be retried");
+
+    // A 200 that is not JSON: the page is rejected with its URL, not dropped.
+    write(
+        &dir,
+        "sources/htmlish.yml",
+        &format!(
+            "type: rest\nbase_url: {}\nmax_rejected: 1\nstreams:\n  page:\n    path: /jobs-board/jobs\n",
+            api.base()
+        ),
+    );
+    let reports = extract_json(&dir, &["htmlish"]);
+    assert_eq!(report(&reports, "page")["rejected"], 1);
+    let rejects = query(
+        &dir,
+        "select reason, location, raw from raw.htmlish__page__rejected",
+    );
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the response is not JSON"),
+        "{rejects:?}"
+    );
+    assert_eq!(
+        rejects[0]["location"],
+        format!("GET {}/jobs-board/jobs (page 1)", api.base())
+    );
+    assert!(
+        rejects[0]["raw"]
+            .as_str()
+            .unwrap()
+            .contains("<article class=\"job\"")
+    );
 }
 
 #[test]

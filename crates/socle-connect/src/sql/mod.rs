@@ -276,6 +276,8 @@ impl Source for SqlSource {
         )
         .await
         .map_err(|e| ctx.fetch_error(socle_core::secrets::redact(&e)))?;
+        // One query read: an empty result still empties a `replace` table.
+        ctx.sink.files_in += 1;
         if spec.incremental.is_some() {
             let previous = ctx.state.get("cursor").and_then(CursorValue::from_state);
             let next = match (highest, previous) {

@@ -91,9 +91,10 @@ impl TaskKind for Command {
         if let Ok(me) = std::env::current_exe() {
             cmd.env("SOCLE_BIN", me);
         }
+        let secrets = socle_core::secrets::store::StoreResolver::for_project(&ctx.project.root);
         for (key, value) in &spec.env {
             let value = ctx.render(value)?;
-            let value = socle_core::secrets::resolve(&value, &socle_core::secrets::EnvOnly)
+            let value = socle_core::secrets::resolve(&value, &secrets)
                 .map_err(|e| TaskFailure::new(format!("env {key}: {e}")))?;
             cmd.env(key, value);
         }

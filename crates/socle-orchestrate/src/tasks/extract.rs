@@ -82,16 +82,18 @@ impl TaskKind for Extract {
                     .config
                     .metadata
                     .url
-                    .resolve(&socle_core::secrets::EnvOnly)
+                    .resolve(&socle_core::secrets::store::StoreResolver::for_project(
+                        &root,
+                    ))
                     .map_err(|e| TaskFailure::new(e.to_string()))?;
                 socle_meta::MetaDb::open(&url)
                     .await
                     .map_err(|e| TaskFailure::new(e.to_string()))?
             }
         };
-        let lake = socle_lake::Lake::open(&ctx.project.config.lake, &socle_core::secrets::EnvOnly)
-            .map_err(|e| TaskFailure::new(e.to_string()))?;
         let resolver = socle_core::secrets::store::StoreResolver::for_project(&root);
+        let lake = socle_lake::Lake::open(&ctx.project.config.lake, &resolver)
+            .map_err(|e| TaskFailure::new(e.to_string()))?;
         let date = chrono::NaiveDate::parse_from_str(&ctx.ds, "%Y-%m-%d")
             .map_err(|e| TaskFailure::new(format!("logical date `{}`: {e}", ctx.ds)))?;
         let parse_ts = |s: &str| {

@@ -9,4 +9,4 @@ SELECT
     REGEXP_EXTRACT(lower(email), '@(.+)$') AS email_domain,
     country,
     CAST(signup_date AS DATE) AS signup_date
-FROM {{ ref('customers') }}
+FROM {{ source('shop_exports', 'customers') }}

@@ -9,6 +9,6 @@ SELECT
     CAST(o.ordered_at AS TIMESTAMP) AS ordered_at,
     CAST(o.ordered_at AS DATE) AS order_date,
     CAST(o.quantity * p.unit_price * (100 - o.discount_pct) / 100.0 AS DECIMAL(12, 2)) AS revenue
-FROM {{ ref('orders') }} o
-JOIN {{ ref('products') }} p ON p.product_id = o.product_id
+FROM {{ source('shop_exports', 'orders') }} o
+JOIN {{ source('shop_exports', 'products') }} p ON p.product_id = o.product_id
 WHERE o.status <> 'cancelled'
