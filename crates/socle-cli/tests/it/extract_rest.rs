@@ -154,10 +154,46 @@ streams:
     let n = query(&dir, "select count(*) as n from raw.youtube__channel_daily");
     assert_eq!(n[0]["n"], 120);
 
+    // The client-credentials grant: one token for the client, channels named explicitly,
+    // client id and secret sent as HTTP basic.
+    write(
+        &dir,
+        "sources/yt_service.yml",
+        &format!(
+            r#"type: rest
+base_url: {}/youtube/v2
+auth:
+  type: oauth2
+  grant: client_credentials
+  token_url: {}/oauth/token
+  client_id: socle-client
+  client_secret: "${{secret:yt_client_secret}}"
+  client_auth: basic
+streams:
+  gamma:
+    path: /reports
+    params: {{ ids: "channel==UC_gamma", startDate: "2024-06-01", endDate: "2024-06-03", metrics: views, dimensions: day }}
+    records: {{ rows: /rows, header: /columnHeaders }}
+"#,
+            api.base(),
+            api.base()
+        ),
+    );
+    let (ok, out, err) = run_keyed(&dir, &["extract", "--format", "json", "yt_service"], "");
+    assert!(ok, "{out}\n{err}");
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(report(&reports, "gamma")["rows_inserted"], 3);
+    assert!(
+        api.stats()["token_grants"]["client_credentials"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+
     // A revoked refresh token fails with the API's words and no credential in sight.
     let (ok, _, _) = run_keyed(&dir, &["secrets", "set", "yt_beta"], "rt-revoked-9f8e7d");
     assert!(ok);
-    let (ok, out, err) = run_keyed(&dir, &["extract", "--date", "2024-06-30"], "");
+    let (ok, out, err) = run_keyed(&dir, &["extract", "youtube", "--date", "2024-06-30"], "");
     assert!(!ok, "{out}");
     let err = format!("{out}{err}");
     assert!(err.contains("account `beta`"), "{err}");
