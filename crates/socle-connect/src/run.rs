@@ -447,7 +447,8 @@ impl Extraction<'_> {
                 let data = self.conform_to_table(data, stream, replace).await?;
                 let merge = stream.write == Write::Merge;
                 let data = if merge {
-                    last_per_key(data, &stream.primary_key).await?
+                    let repeated = self.repeated_keys(&sink.parts, stream).await?;
+                    last_per_key(data, &stream.primary_key, repeated)?
                 } else {
                     drop_row_column(data)?
                 };
@@ -500,11 +501,69 @@ impl Extraction<'_> {
             stream.on_type_conflict,
         )
         .map_err(|m| data_err(stream, m))?;
-        let table = crate::parts::parts_table(self.lake, parts, schema).map_err(df_err)?;
+        let partitions = self
+            .warehouse
+            .session()
+            .state()
+            .config()
+            .target_partitions();
+        let table =
+            crate::parts::parts_table(self.lake, parts, schema, partitions).map_err(df_err)?;
         self.warehouse
             .session()
             .read_table(Arc::new(table))
             .map_err(df_err)
+    }
+
+    /// Whether a primary key value repeats among the landed parts (NULL keys aside). The
+    /// check runs in its own session whose memory pool ([`KEY_CHECK_MEMORY`]) spills to
+    /// disk, so its memory stays flat however many keys the stream has.
+    async fn repeated_keys(&self, parts: &[Part], stream: &StreamConfig) -> Result<bool> {
+        use datafusion::execution::memory_pool::FairSpillPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+        let schema = unify_all(
+            parts.iter().filter_map(|p| p.schema.clone()),
+            stream.on_type_conflict,
+        )
+        .map_err(|m| data_err(stream, m))?;
+        let partitions = self
+            .warehouse
+            .session()
+            .state()
+            .config()
+            .target_partitions();
+        let table =
+            crate::parts::parts_table(self.lake, parts, schema, partitions).map_err(df_err)?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_CHECK_MEMORY)))
+            .build_arc()
+            .map_err(df_err)?;
+        let ctx = SessionContext::new_with_config_rt(
+            SessionConfig::new().with_target_partitions(partitions),
+            runtime,
+        );
+        let key_cols: Vec<_> = stream
+            .primary_key
+            .iter()
+            .map(|k| col(Column::from_name(k)))
+            .collect();
+        let known = key_cols
+            .iter()
+            .map(|k| k.clone().is_not_null())
+            .reduce(|a, b| a.and(b))
+            .expect("merge streams have a key");
+        let n = ctx
+            .read_table(Arc::new(table))
+            .and_then(|df| df.select(key_cols.clone()))
+            .and_then(|df| df.filter(known))
+            .and_then(|df| df.aggregate(key_cols, vec![count(lit(1)).alias("__socle_n")]))
+            .and_then(|df| df.filter(col("__socle_n").gt(lit(1))))
+            .map_err(df_err)?
+            .count()
+            .await
+            .map_err(df_err)?;
+        Ok(n > 0)
     }
 
     /// Rows whose primary key has a NULL are rejected (a merge cannot place them).
@@ -682,7 +741,7 @@ impl Extraction<'_> {
         } else {
             schema
         };
-        let provider = crate::parts::parts_table(self.lake, parts, schema).map_err(df_err)?;
+        let provider = crate::parts::parts_table(self.lake, parts, schema, 1).map_err(df_err)?;
         let df = self
             .warehouse
             .session()
@@ -713,21 +772,13 @@ fn drop_row_column(df: DataFrame) -> Result<DataFrame> {
     df.drop_columns(&[ROW_COLUMN]).map_err(df_err)
 }
 
-/// Keeps the last record read of each key (a merge needs one row per key).
-async fn last_per_key(df: DataFrame, keys: &[String]) -> Result<DataFrame> {
-    let key_cols: Vec<_> = keys.iter().map(|k| col(Column::from_name(k))).collect();
-    let dups = df
-        .clone()
-        .aggregate(key_cols.clone(), vec![count(lit(1)).alias("__socle_n")])
-        .map_err(df_err)?
-        .filter(col("__socle_n").gt(lit(1)))
-        .map_err(df_err)?
-        .count()
-        .await
-        .map_err(df_err)?;
-    if dups == 0 {
+/// Keeps the last record read of each key (a merge needs one row per key); `repeated`
+/// says whether any key repeats (see [`Extraction::repeated_keys`]).
+fn last_per_key(df: DataFrame, keys: &[String], repeated: bool) -> Result<DataFrame> {
+    if !repeated {
         return drop_row_column(df);
     }
+    let key_cols: Vec<_> = keys.iter().map(|k| col(Column::from_name(k))).collect();
     let order = vec![SortExpr::new(col(ROW_COLUMN), false, false)];
     let rn = row_number()
         .partition_by(key_cols)
@@ -744,6 +795,9 @@ async fn last_per_key(df: DataFrame, keys: &[String]) -> Result<DataFrame> {
         .map_err(df_err)?;
     drop_row_column(df)
 }
+
+/// Memory of the repeated-key check before it spills to disk.
+const KEY_CHECK_MEMORY: usize = 256 * 1024 * 1024;
 
 fn df_err(e: datafusion::error::DataFusionError) -> ConnectError {
     ConnectError::Other(e.strip_backtrace())

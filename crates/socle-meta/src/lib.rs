@@ -6,12 +6,14 @@
 //! [`migrations`]; each one is applied in a transaction and recorded in `socle_migrations`.
 //!
 //! What it holds: catalog extras (view definitions, descriptions) and pipeline run
-//! history ([`runs`]); extraction state ([`extract`]); users and audit later.
+//! history ([`runs`]); extraction state ([`extract`]); the server's users, sessions, API
+//! tokens and audit log ([`users`]).
 
 pub mod catalog;
 pub mod extract;
 pub mod migrations;
 pub mod runs;
+pub mod users;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};

@@ -149,6 +149,51 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 6,
+        name: "server users, sessions, tokens and audit log",
+        statements: &[
+            // Local users; passwords as argon2id PHC strings, never in clear.
+            "CREATE TABLE users (
+            username TEXT NOT NULL PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL,
+            must_change_password BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+            // Browser sessions: the cookie value's SHA-256, its CSRF token, its expiry.
+            "CREATE TABLE sessions (
+            token_hash TEXT NOT NULL PRIMARY KEY,
+            username TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            address TEXT NOT NULL
+        )",
+            // API tokens for scripts: SHA-256 of the secret part, a role no higher than
+            // their owner's, an expiry.
+            "CREATE TABLE api_tokens (
+            id TEXT NOT NULL PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            username TEXT NOT NULL,
+            role TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            revoked_at TEXT
+        )",
+            // Who did what, when, from where.
+            "CREATE TABLE audit_log (
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            address TEXT NOT NULL
+        )",
+            "CREATE INDEX audit_log_at ON audit_log (at)",
+        ],
+    },
 ];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {

@@ -40,6 +40,78 @@ async fn exercise(db: &MetaDb) {
             .unwrap()
             .is_empty()
     );
+    users(db).await;
+}
+
+/// Users, sessions, tokens and the audit log.
+async fn users(db: &MetaDb) {
+    use socle_meta::users::{ApiToken, Session};
+    assert!(
+        db.add_user("ada", "$argon2id$x", "admin", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.add_user("ada", "$argon2id$y", "viewer", false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.add_user("bob", "$argon2id$z", "viewer", false)
+            .await
+            .unwrap()
+    );
+    let ada = db.user("ada").await.unwrap().unwrap();
+    assert!(ada.must_change_password && ada.role == "admin");
+    assert!(
+        db.set_password("ada", "$argon2id$new", false)
+            .await
+            .unwrap()
+    );
+    assert!(db.set_role("bob", "analyst").await.unwrap());
+    assert_eq!(db.users().await.unwrap()[1].role, "analyst");
+    let s = Session {
+        token_hash: "h1".into(),
+        username: "bob".into(),
+        csrf: "c".into(),
+        created_at: "2024-01-01T00:00:00Z".into(),
+        expires_at: "2024-01-02T00:00:00Z".into(),
+        address: "127.0.0.1".into(),
+    };
+    db.add_session(&s).await.unwrap();
+    assert_eq!(
+        db.session("h1", "2024-01-01T12:00:00Z").await.unwrap(),
+        Some(s)
+    );
+    assert_eq!(
+        db.session("h1", "2024-01-03T00:00:00Z").await.unwrap(),
+        None
+    );
+    let t = ApiToken {
+        id: "t1".into(),
+        name: "ci".into(),
+        token_hash: "th".into(),
+        username: "bob".into(),
+        role: "viewer".into(),
+        created_at: "2024-01-01T00:00:00Z".into(),
+        expires_at: "2025-01-01T00:00:00Z".into(),
+        revoked_at: None,
+    };
+    db.add_token(&t).await.unwrap();
+    assert!(db.revoke_token("t1").await.unwrap());
+    assert!(!db.revoke_token("t1").await.unwrap());
+    assert!(db.token("t1").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(db.remove_user("bob").await.unwrap());
+    assert_eq!(
+        db.session("h1", "2024-01-01T12:00:00Z").await.unwrap(),
+        None
+    );
+    db.audit("ada", "login", "", "127.0.0.1").await.unwrap();
+    db.audit("ada", "query", "select 1", "127.0.0.1")
+        .await
+        .unwrap();
+    let log = db.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 2);
 }
 
 #[tokio::test]
