@@ -62,6 +62,8 @@ pub enum Command {
     Load(commands::load::Args),
     Table(commands::table::Args),
     Secrets(commands::secrets::Args),
+    Users(commands::users::UsersArgs),
+    Tokens(commands::users::TokensArgs),
     /// Build a dbt project: seeds, models, snapshots and tests, in DAG order
     #[command(
         after_help = "Examples:\n  socle build\n  socle build --select +marts.orders\n  socle build --select tag:daily --exclude resource_type:test\n  socle build --full-refresh --threads 8"

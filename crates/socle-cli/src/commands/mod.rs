@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod secrets;
 pub mod sql;
 pub mod table;
+pub mod users;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(args) => extract::run(project, args).await,
         Command::Table(args) => table::run(project, args).await,
         Command::Secrets(args) => secrets::run(project, args),
+        Command::Users(args) => users::users(project, args).await,
+        Command::Tokens(args) => users::tokens(project, args).await,
         Command::Build(c) => dbt::run(project, dbt::Which::Build, c).await,
         Command::Run(args) => pipeline::run(project, args).await,
         Command::Runs(args) => pipeline::runs(project, args).await,

@@ -16,3 +16,4 @@ mod project;
 mod scheduler;
 mod secrets;
 mod sql;
+mod users;
