@@ -24,6 +24,37 @@ pub fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs socle with `envs` set and `stdin` piped in; returns (success, stdout, stderr).
+pub fn run_with(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = socle()
+        .current_dir(dir)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("socle runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs socle and fails the test with its output if it fails.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
     let (success, stdout, stderr) = run(dir, args);

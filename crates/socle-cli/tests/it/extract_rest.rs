@@ -5,7 +5,6 @@
 //! slowly or with 4xx errors.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::common::*;
 
@@ -13,28 +12,12 @@ const KEY: &str = "correct horse battery staple";
 
 /// Runs socle with the secrets key in the environment.
 fn run_keyed(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    use std::io::Write as _;
-    let mut child = socle()
-        .current_dir(dir)
-        .args(args)
-        .env("SOCLE_SECRETS_KEY", KEY)
-        .env("HOME", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let home = dir.to_string_lossy().into_owned();
+    run_with(
+        dir,
+        args,
+        &[("SOCLE_SECRETS_KEY", KEY), ("HOME", &home)],
+        stdin,
     )
 }
 

@@ -1,32 +1,10 @@
 //! `socle users` and `socle tokens`: one-time passwords, roles, tokens shown once and
 //! stored hashed, scoped to the owner's role, revocable; every change audited.
 
-use std::io::Write as _;
-use std::process::Stdio;
-
 use crate::common::*;
 
 fn with_stdin(dir: &std::path::Path, args: &[&str], input: &str) -> (bool, String, String) {
-    let mut child = socle()
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_with(dir, args, &[], input)
 }
 
 #[test]
