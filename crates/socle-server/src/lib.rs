@@ -1,5 +1,6 @@
-//! socle's server layer. So far: [`auth`], the principals every surface will check —
-//! local users with argon2id password hashes, roles, API tokens. The HTTP API, web UI and
-//! metrics build on it.
+//! socle's server layer: [`auth`] (roles, password hashing, API tokens) and [`http`]
+//! (the HTTP server `socle serve --port` runs beside the scheduler: sign-in, role checks,
+//! audit log, metrics). The catalog and query API and the web UI build on them.
 
 pub mod auth;
+pub mod http;

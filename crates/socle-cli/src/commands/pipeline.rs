@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use socle_orchestrate::runner::{Event, RunEnv, RunProgress, RunRequest, TaskState, human};
 
 use super::dbt::Common;
@@ -457,9 +457,15 @@ pub async fn backfill(explicit: Option<PathBuf>, args: BackfillArgs) -> Result<E
 /// `socle serve`: the scheduler daemon.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Starts a run of each scheduled pipeline when its interval ends (see docs/pipelines.md).\nSeveral daemons may share a PostgreSQL metadata database: one holds the lease and\nschedules, the others wait to take over. SIGTERM or Ctrl-C stops scheduling, lets runs in\nflight finish within --grace, then stops them. (The HTTP server comes with a later release.)\n\nExamples:\n  socle serve\n  socle --project examples/shop serve --grace 5m"
+    after_help = "Starts a run of each scheduled pipeline when its interval ends (see docs/pipelines.md).\nSeveral daemons may share a PostgreSQL metadata database: one holds the lease and\nschedules, the others wait to take over. SIGTERM or Ctrl-C stops scheduling, lets runs in\nflight finish within --grace, then stops them.\n\nWith --port, the same process serves HTTP (sign-in, role-checked API, /metrics, /healthz;\nsee docs/server.md). The first start with no user creates `admin` and prints its one-time\npassword once.\n\nExamples:\n  socle serve\n  socle serve --port 8080                      # on 127.0.0.1\n  socle serve --port 8080 --bind 0.0.0.0\n  socle --project examples/shop serve --grace 5m"
 )]
 pub struct ServeArgs {
+    /// Serve HTTP on this port (0: any free port, printed at start)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to bind the HTTP server to
+    #[arg(long, default_value = "127.0.0.1", requires = "port")]
+    pub bind: std::net::IpAddr,
     /// How long runs in flight may finish after a stop signal (30s, 5m, ...)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub grace: std::time::Duration,
@@ -500,6 +506,32 @@ pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCod
         if scheduled.is_empty() { "" } else { ": " },
         scheduled.join(", ")
     );
+    let http = match args.port {
+        None => None,
+        Some(port) => {
+            if let Some(password) = socle_server::http::first_admin(&meta)
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                println!(
+                    "{} server: created user `admin` with one-time password {password} (shown once; change it at first sign-in)",
+                    clock()
+                );
+            }
+            let listener = tokio::net::TcpListener::bind((args.bind, port))
+                .await
+                .with_context(|| format!("cannot listen on {}:{port}", args.bind))?;
+            let addr = listener.local_addr()?;
+            println!("{} server: listening on http://{addr}", clock());
+            let state =
+                socle_server::http::AppState::new(meta.clone(), project.config.name.clone(), false);
+            Some(tokio::spawn(socle_server::http::serve(
+                listener,
+                state,
+                stop_signal(),
+            )))
+        }
+    };
     let env = RunEnv {
         stop_on_ctrl_c: false,
         ..{
@@ -533,5 +565,22 @@ pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCod
     )
     .await?;
     println!("{} scheduler: stopped", clock());
+    if let Some(h) = http {
+        match h.await {
+            Ok(Ok(())) => println!("{} server: stopped", clock()),
+            Ok(Err(e)) => eprintln!("{} server: {e}", clock()),
+            Err(e) => eprintln!("{} server: {e}", clock()),
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -15,5 +15,6 @@ mod pipelines;
 mod project;
 mod scheduler;
 mod secrets;
+mod server;
 mod sql;
 mod users;

@@ -1,0 +1,309 @@
+//! `socle serve --port`: the first admin, sign-in with session cookies and CSRF tokens,
+//! API tokens, every route × every role, malformed and oversized bodies, security
+//! headers, the audit log and /metrics — over real HTTP on loopback.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+
+use crate::common::*;
+
+struct Server {
+    child: Child,
+    port: u16,
+    admin_password: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path) -> Server {
+    let mut child = socle()
+        .current_dir(dir)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut port, mut admin_password) = (0, String::new());
+    for line in lines.by_ref().take(20) {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("one-time password ").nth(1) {
+            admin_password = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if let Some(addr) = line.split("listening on http://").nth(1) {
+            port = addr.rsplit(':').next().unwrap().trim().parse().unwrap();
+            break;
+        }
+    }
+    assert!(port > 0 && !admin_password.is_empty());
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        port,
+        admin_password,
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).unwrap();
+    // A server refusing an oversized body may close before reading it all.
+    let _ = conn.write_all(body.as_bytes());
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    Answer {
+        status,
+        headers: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Signs in; returns (cookie header, CSRF token).
+fn login(port: u16, user: &str, password: &str) -> (String, String) {
+    let a = call(
+        port,
+        "POST",
+        "/api/login",
+        &[],
+        &serde_json::json!({"username": user, "password": password}).to_string(),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let cookie = a
+        .headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(a.headers.contains("HttpOnly") && a.headers.contains("SameSite=Strict"));
+    (cookie, a.json()["csrf_token"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn sign_in_roles_tokens_and_audit() {
+    let (_tmp, dir) = project();
+    let server = start(&dir);
+    let port = server.port;
+    for (user, role) in [("vic", "viewer"), ("ana", "analyst"), ("eddy", "editor")] {
+        let (okay, out, err) = run_with(
+            &dir,
+            &["users", "add", user, "--role", role, "--password-stdin"],
+            &[],
+            "a long enough passphrase",
+        );
+        assert!(okay, "{out}{err}");
+    }
+    assert_eq!(call(port, "GET", "/healthz", &[], "").status, 200);
+    assert_eq!(call(port, "GET", "/readyz", &[], "").status, 200);
+
+    // Wrong password: 401, nothing about which part was wrong, nothing echoed.
+    let a = call(
+        port,
+        "POST",
+        "/api/login",
+        &[],
+        r#"{"username": "ana", "password": "guess-guess-guess"}"#,
+    );
+    assert_eq!(a.status, 401);
+    assert!(!a.body.contains("guess"));
+    let a = call(
+        port,
+        "POST",
+        "/api/login",
+        &[],
+        r#"{"username": "nobody", "password": "x"}"#,
+    );
+    assert_eq!(a.status, 401);
+    // Malformed and oversized bodies: 4xx with a message.
+    let a = call(port, "POST", "/api/login", &[], "{not json");
+    assert!(
+        (400..500).contains(&a.status) && !a.body.is_empty(),
+        "{} {}",
+        a.status,
+        a.body
+    );
+    let big = format!(
+        "{{\"username\": \"{}\", \"password\": \"x\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    assert_eq!(call(port, "POST", "/api/login", &[], &big).status, 413);
+
+    let mut sessions = vec![("admin", login(port, "admin", &server.admin_password))];
+    for user in ["vic", "ana", "eddy"] {
+        sessions.push((user, login(port, user, "a long enough passphrase")));
+    }
+    let me = call(port, "GET", "/api/me", &[("Cookie", &sessions[0].1.0)], "");
+    assert_eq!(me.json()["must_change_password"], true);
+    let headers = me.headers.to_ascii_lowercase();
+    assert!(headers.contains("x-content-type-options: nosniff"));
+    assert!(headers.contains("content-security-policy"));
+
+    // Every route × every role (and no one): 401, 403 or 200.
+    let routes = [
+        ("GET", "/api/me", 0),
+        ("GET", "/metrics", 0),
+        ("GET", "/api/runs", 1),
+        ("GET", "/api/users", 3),
+        ("GET", "/api/audit", 3),
+    ];
+    let rank = |user: &str| match user {
+        "vic" => 0,
+        "ana" => 1,
+        "eddy" => 2,
+        _ => 3,
+    };
+    for (method, path, needed) in routes {
+        assert_eq!(
+            call(port, method, path, &[], "").status,
+            401,
+            "{path} anonymous"
+        );
+        assert_eq!(
+            call(
+                port,
+                method,
+                path,
+                &[("Cookie", "socle_session=forged")],
+                ""
+            )
+            .status,
+            401,
+            "{path} forged cookie"
+        );
+        for (user, (cookie, _)) in &sessions {
+            let expected = if rank(user) >= needed { 200 } else { 403 };
+            let a = call(port, method, path, &[("Cookie", cookie)], "");
+            assert_eq!(a.status, expected, "{path} as {user}: {}", a.body);
+        }
+    }
+    // A session's POST needs its CSRF token.
+    let (cookie, csrf) = &sessions[1].1;
+    let change = r#"{"current": "a long enough passphrase", "new": "another long passphrase"}"#;
+    assert_eq!(
+        call(port, "POST", "/api/password", &[("Cookie", cookie)], change).status,
+        403
+    );
+    let a = call(
+        port,
+        "POST",
+        "/api/password",
+        &[("Cookie", cookie), ("X-CSRF-Token", csrf)],
+        change,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = call(
+        port,
+        "POST",
+        "/api/logout",
+        &[("Cookie", cookie), ("X-CSRF-Token", csrf)],
+        "",
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        call(port, "GET", "/api/me", &[("Cookie", cookie)], "").status,
+        401
+    );
+
+    // API tokens: the role given, revocable.
+    let out = ok(
+        &dir,
+        &[
+            "tokens", "create", "script", "--user", "eddy", "--role", "analyst",
+        ],
+    );
+    let token = out
+        .lines()
+        .find(|l| l.starts_with("socle_"))
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    assert_eq!(call(port, "GET", "/api/runs", &auth, "").status, 200);
+    assert_eq!(call(port, "GET", "/api/users", &auth, "").status, 403);
+    let id = token.split('_').nth(1).unwrap();
+    ok(&dir, &["tokens", "revoke", id]);
+    assert_eq!(call(port, "GET", "/api/runs", &auth, "").status, 401);
+
+    // The audit log (admins) and the metrics.
+    let admin_cookie = &sessions[0].1.0;
+    let log = call(port, "GET", "/api/audit", &[("Cookie", admin_cookie)], "").json();
+    let actions: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for needed in [
+        "ana login.failed",
+        "nobody login.failed",
+        "vic login",
+        "vic user.passwd",
+        "vic logout",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == needed),
+            "no `{needed}` in {actions:?}"
+        );
+    }
+    let m = call(port, "GET", "/metrics", &[("Cookie", admin_cookie)], "");
+    assert!(
+        m.body.contains(
+            "socle_http_requests_total{route=\"/api/runs\",method=\"GET\",status=\"403\"}"
+        ),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("socle_http_request_duration_seconds_bucket{route=\"/api/me\"")
+    );
+    assert!(!m.body.contains(&server.admin_password));
+}
