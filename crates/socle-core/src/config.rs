@@ -113,29 +113,56 @@ pub struct WarehouseConfig {
 }
 
 /// The HTTP server (`socle serve`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
-    #[serde(default = "default_bind")]
-    pub bind: String,
-    #[serde(default = "default_port")]
+    pub bind: std::net::IpAddr,
     pub port: u16,
+    /// Longest a query through the API runs.
+    pub query_timeout: std::time::Duration,
+    /// Most rows a query through the API returns.
+    pub max_rows: usize,
+    /// How long the catalog is served before it is read again in the background.
+    pub catalog_refresh: std::time::Duration,
+    /// PEM certificate chain and private key: the server speaks HTTPS.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `server.tls`: files relative to the project folder.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            bind: default_bind(),
-            port: default_port(),
+            bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port: 8080,
+            query_timeout: std::time::Duration::from_secs(30),
+            max_rows: 10_000,
+            catalog_refresh: std::time::Duration::from_secs(60),
+            tls: None,
         }
     }
 }
 
-fn default_bind() -> String {
-    "127.0.0.1".into()
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    bind: Option<Spanned<String>>,
+    port: Option<u16>,
+    query_timeout: Option<Spanned<crate::duration::DurationText>>,
+    max_rows: Option<Spanned<usize>>,
+    catalog_refresh: Option<Spanned<crate::duration::DurationText>>,
+    tls: Option<Spanned<RawTls>>,
 }
-fn default_port() -> u16 {
-    8080
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Spanned<String>,
+    key: Spanned<String>,
 }
 
 /// Security settings. Nothing is configurable yet; any key is rejected.
@@ -156,7 +183,7 @@ struct RawConfig {
     #[serde(default)]
     warehouse: RawWarehouse,
     #[serde(default)]
-    server: ServerConfig,
+    server: RawServer,
     #[serde(default)]
     security: SecurityConfig,
     #[serde(default)]
@@ -366,7 +393,50 @@ impl Config {
         }
         config.warehouse.target_partitions = w.target_partitions.filter(|n| *n > 0);
         config.warehouse.batch_size = w.batch_size.filter(|n| *n > 0);
-        config.server = raw.server;
+        let sv = raw.server;
+        if let Some(bind) = sv.bind {
+            config.server.bind = bind.value.parse().map_err(|_| {
+                err(loc(&bind), format!("`{}` is not an IP address", bind.value)).with_hint(
+                    "use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or ::1",
+                )
+            })?;
+        }
+        if let Some(port) = sv.port {
+            config.server.port = port;
+        }
+        let duration = |d: &Spanned<crate::duration::DurationText>, field: &str| {
+            d.value.get().filter(|t| !t.is_zero()).ok_or_else(|| {
+                err(loc(d), format!("`server.{field}` is not a duration"))
+                    .with_hint(crate::duration::HINT)
+            })
+        };
+        if let Some(t) = &sv.query_timeout {
+            config.server.query_timeout = duration(t, "query_timeout")?;
+        }
+        if let Some(t) = &sv.catalog_refresh {
+            config.server.catalog_refresh = duration(t, "catalog_refresh")?;
+        }
+        if let Some(n) = sv.max_rows {
+            if n.value == 0 {
+                return Err(err(loc(&n), "`server.max_rows` must be at least 1".into()));
+            }
+            config.server.max_rows = n.value;
+        }
+        if let Some(tls) = sv.tls {
+            let path = |p: &Spanned<String>| {
+                let path = root.join(&p.value);
+                if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(err(loc(p), format!("no file `{}`", p.value))
+                        .with_hint("give PEM files, relative to the project folder"))
+                }
+            };
+            config.server.tls = Some(TlsConfig {
+                cert: path(&tls.value.cert)?,
+                key: path(&tls.value.key)?,
+            });
+        }
         config.security = raw.security;
         config.alerts = raw.alerts.validate(file)?;
         for (name, slots) in raw.pools {
@@ -562,5 +632,26 @@ mod tests {
     fn wrong_type_is_located() {
         let e = parse("name: shop\nserver:\n  port: eighty\n").unwrap_err();
         assert_eq!(e.location.line, 3, "{e}");
+    }
+
+    #[test]
+    fn server_settings() {
+        let c = parse("name: shop\nserver:\n  bind: 0.0.0.0\n  port: 9000\n  query_timeout: 2m\n  max_rows: 500\n  catalog_refresh: 10s\n").unwrap();
+        assert_eq!(c.server.bind.to_string(), "0.0.0.0");
+        assert_eq!(c.server.port, 9000);
+        assert_eq!(c.server.query_timeout.as_secs(), 120);
+        assert_eq!(c.server.max_rows, 500);
+        assert_eq!(c.server.catalog_refresh.as_secs(), 10);
+        let e = parse("name: shop\nserver:\n  bind: localhost\n").unwrap_err();
+        assert_eq!(e.location.line, 3, "{e}");
+        assert!(e.to_string().contains("not an IP address"), "{e}");
+        let e = parse("name: shop\nserver:\n  query_timeout: soon\n").unwrap_err();
+        assert_eq!(e.location.line, 3, "{e}");
+        let e = parse("name: shop\nserver:\n  max_rows: 0\n").unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let e = parse("name: shop\nserver:\n  tls:\n    cert: nope.pem\n    key: nope.key\n")
+            .unwrap_err();
+        assert_eq!(e.location.line, 4, "{e}");
+        assert!(e.to_string().contains("no file `nope.pem`"), "{e}");
     }
 }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod extract;
 pub mod migrations;
 pub mod runs;
+pub mod stats;
 pub mod users;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

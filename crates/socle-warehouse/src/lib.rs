@@ -21,6 +21,7 @@ mod maintenance;
 pub mod names;
 mod nullable;
 mod parse;
+pub mod read_only;
 mod statements;
 pub mod time_travel;
 

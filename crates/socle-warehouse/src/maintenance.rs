@@ -40,6 +40,8 @@ pub struct RelationDetail {
     pub version: Option<i64>,
     pub files: Option<usize>,
     pub rows: Option<u64>,
+    /// When the newest data file was written (RFC 3339; tables only): the table's freshness.
+    pub last_modified: Option<String>,
     /// The view's SQL.
     pub definition: Option<String>,
     /// Where the table's files are.
@@ -181,6 +183,7 @@ impl Warehouse {
                 version: None,
                 files: None,
                 rows: None,
+                last_modified: None,
                 definition: Some(view.definition),
                 location: None,
                 columns,
@@ -196,7 +199,9 @@ impl Warehouse {
         let schema = snapshot.snapshot().arrow_schema();
         let log = snapshot.log_data();
         let mut rows = Some(0u64);
+        let mut newest: Option<i64> = None;
         for file in log.iter() {
+            newest = newest.max(Some(file.modification_time()));
             rows = match (rows, file.num_records()) {
                 (Some(r), Some(n)) => Some(r + n as u64),
                 _ => None,
@@ -208,6 +213,9 @@ impl Warehouse {
             version: table.version().map(|v| v as i64),
             files: Some(log.num_files()),
             rows,
+            last_modified: newest
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             definition: None,
             location: Some(table.table_url().to_string()),
             columns: schema

@@ -454,18 +454,27 @@ pub async fn backfill(explicit: Option<PathBuf>, args: BackfillArgs) -> Result<E
     })
 }
 
-/// `socle serve`: the scheduler daemon.
+/// `socle serve`: the scheduler daemon and the HTTP server.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Starts a run of each scheduled pipeline when its interval ends (see docs/pipelines.md).\nSeveral daemons may share a PostgreSQL metadata database: one holds the lease and\nschedules, the others wait to take over. SIGTERM or Ctrl-C stops scheduling, lets runs in\nflight finish within --grace, then stops them.\n\nWith --port, the same process serves HTTP (sign-in, role-checked API, /metrics, /healthz;\nsee docs/server.md). The first start with no user creates `admin` and prints its one-time\npassword once.\n\nExamples:\n  socle serve\n  socle serve --port 8080                      # on 127.0.0.1\n  socle serve --port 8080 --bind 0.0.0.0\n  socle --project examples/shop serve --grace 5m"
+    after_help = "Starts a run of each scheduled pipeline when its interval ends (see docs/pipelines.md).\nSeveral daemons may share a PostgreSQL metadata database: one holds the lease and\nschedules, the others wait to take over. SIGTERM or Ctrl-C stops scheduling, lets runs in\nflight finish within --grace, then stops them.\n\nThe same process serves HTTP on server.bind:server.port of socle.yml (127.0.0.1:8080 by\ndefault): the web UI, the JSON API (/api/openapi.json), /metrics, /healthz and /readyz;\nsee docs/server.md. The first start with no user creates `admin` and prints its one-time\npassword once. With server.tls (or --tls-cert and --tls-key) it speaks HTTPS.\n\nExamples:\n  socle serve                                  # http://127.0.0.1:8080\n  socle serve --port 9000 --bind 0.0.0.0\n  socle serve --tls-cert cert.pem --tls-key key.pem\n  socle serve --no-http                        # the scheduler only\n  socle --project examples/shop serve --grace 5m"
 )]
 pub struct ServeArgs {
-    /// Serve HTTP on this port (0: any free port, printed at start)
+    /// HTTP port (default: server.port of socle.yml, 8080; 0: any free port, printed)
     #[arg(long)]
     pub port: Option<u16>,
-    /// Address to bind the HTTP server to
-    #[arg(long, default_value = "127.0.0.1", requires = "port")]
-    pub bind: std::net::IpAddr,
+    /// Address to listen on (default: server.bind of socle.yml, 127.0.0.1)
+    #[arg(long)]
+    pub bind: Option<std::net::IpAddr>,
+    /// Run the scheduler only, without the HTTP server
+    #[arg(long, conflicts_with_all = ["port", "bind", "tls_cert"])]
+    pub no_http: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key)
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// How long runs in flight may finish after a stop signal (30s, 5m, ...)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub grace: std::time::Duration,
@@ -483,7 +492,15 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration (30s, 5m, 2h)"))
 }
 
-pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCode> {
+pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<ExitCode> {
+    // Paths given on the command line are relative to where socle was started.
+    for path in [&mut args.tls_cert, &mut args.tls_key]
+        .into_iter()
+        .flatten()
+    {
+        *path = std::path::absolute(&*path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?;
+    }
     // The warehouse opens when a task needs it: an idle daemon stays small.
     let (project, meta) = crate::context::open_meta(explicit).await?;
     let pipelines = socle_orchestrate::pipeline::load_all(&project.root)?;
@@ -506,40 +523,67 @@ pub async fn serve(explicit: Option<PathBuf>, args: ServeArgs) -> Result<ExitCod
         if scheduled.is_empty() { "" } else { ": " },
         scheduled.join(", ")
     );
-    let http = match args.port {
-        None => None,
-        Some(port) => {
-            if let Some(password) = socle_server::http::first_admin(&meta)
-                .await
-                .map_err(anyhow::Error::msg)?
-            {
-                println!(
-                    "{} server: created user `admin` with one-time password {password} (shown once; change it at first sign-in)",
-                    clock()
-                );
-            }
-            let listener = tokio::net::TcpListener::bind((args.bind, port))
-                .await
-                .with_context(|| format!("cannot listen on {}:{port}", args.bind))?;
-            let addr = listener.local_addr()?;
-            println!("{} server: listening on http://{addr}", clock());
-            let state =
-                socle_server::http::AppState::new(meta.clone(), project.config.name.clone(), false);
-            Some(tokio::spawn(socle_server::http::serve(
-                listener,
-                state,
-                stop_signal(),
-            )))
-        }
-    };
+    let server_config = project.config.server.clone();
+    // The warehouse opens when a task (or the server's catalog) first needs it.
     let env = RunEnv {
         stop_on_ctrl_c: false,
         ..{
             let project = Arc::new(project);
             let warehouse =
                 socle_orchestrate::lazy::LazyWarehouse::new(project.clone(), meta.clone());
-            env_with(project, meta, warehouse)
+            env_with(project, meta.clone(), warehouse)
         }
+    };
+    let http = if args.no_http {
+        None
+    } else {
+        let tls = match (&args.tls_cert, &args.tls_key, &server_config.tls) {
+            (Some(cert), Some(key), _) => Some((cert.clone(), key.clone())),
+            (_, _, Some(t)) => Some((t.cert.clone(), t.key.clone())),
+            _ => None,
+        };
+        let tls = match tls {
+            Some((cert, key)) => Some(
+                socle_server::http::tls::config(&cert, &key)
+                    .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+            ),
+            None => None,
+        };
+        let bind = args.bind.unwrap_or(server_config.bind);
+        let port = args.port.unwrap_or(server_config.port);
+        let listener = tokio::net::TcpListener::bind((bind, port))
+            .await
+            .with_context(|| {
+                format!("cannot listen on {bind}:{port} (another program uses it? choose another with --port or server.port, or --no-http)")
+            })?;
+        if let Some(password) = socle_server::http::first_admin(&meta)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            println!(
+                "{} server: created user `admin` with one-time password {password} (shown once; change it at first sign-in)",
+                clock()
+            );
+        }
+        let addr = listener.local_addr()?;
+        println!(
+            "{} server: listening on {}://{addr}",
+            clock(),
+            if tls.is_some() { "https" } else { "http" }
+        );
+        let options = socle_server::http::Options {
+            secure_cookies: tls.is_some(),
+            query_timeout: server_config.query_timeout,
+            max_rows: server_config.max_rows,
+            catalog_ttl: server_config.catalog_refresh,
+        };
+        let state = socle_server::http::AppState::new(env.clone(), options);
+        Some(tokio::spawn(socle_server::http::serve(
+            listener,
+            tls,
+            state,
+            stop_signal(),
+        )))
     };
     let settings = socle_orchestrate::scheduler::Settings {
         lease: args.lease,

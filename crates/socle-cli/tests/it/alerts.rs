@@ -352,7 +352,7 @@ fn the_daemon_alerts_an_sla_miss_while_the_run_is_still_going() {
     .unwrap();
     let mut daemon = socle()
         .current_dir(&dir)
-        .args(["serve", "--grace", "10s"])
+        .args(["serve", "--no-http", "--grace", "10s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

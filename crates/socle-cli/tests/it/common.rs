@@ -62,6 +62,33 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// Copies a folder (without `.socle`, a project's local state).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".socle" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of `examples/shop` in a temporary folder (at `<tmp>/shop`).
+pub fn shop() -> (tempfile::TempDir, std::path::PathBuf) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop");
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("shop");
+    copy_dir(&src, &dst);
+    (tmp, dst)
+}
+
 /// A fresh project made by `socle init`.
 pub fn project() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

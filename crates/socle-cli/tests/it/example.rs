@@ -2,29 +2,9 @@
 
 use crate::common::*;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == ".socle" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn shop_main_job_runs_twice_without_duplicates() {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop");
-    let tmp = tempfile::tempdir().unwrap();
-    let shop = tmp.path().join("shop");
-    copy_dir(&src, &shop);
+    let (tmp, shop) = shop();
     // Run from elsewhere with --project, as the README does: the daily pipeline.
     let first = ok(
         tmp.path(),

@@ -16,5 +16,6 @@ mod project;
 mod scheduler;
 mod secrets;
 mod server;
+mod server_api;
 mod sql;
 mod users;

@@ -13,7 +13,7 @@ use crate::common::*;
 fn daemon(dir: &Path) -> Child {
     socle()
         .current_dir(dir)
-        .args(["serve", "--lease", "2s", "--grace", "10s"])
+        .args(["serve", "--no-http", "--lease", "2s", "--grace", "10s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -7,10 +7,10 @@ use std::process::{Child, Stdio};
 
 use crate::common::*;
 
-struct Server {
-    child: Child,
-    port: u16,
-    admin_password: String,
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub admin_password: String,
 }
 
 impl Drop for Server {
@@ -20,7 +20,8 @@ impl Drop for Server {
     }
 }
 
-fn start(dir: &std::path::Path) -> Server {
+/// Starts `socle serve --port 0` in `dir`; returns once it listens.
+pub fn start(dir: &std::path::Path) -> Server {
     let mut child = socle()
         .current_dir(dir)
         .args(["serve", "--port", "0"])
@@ -50,19 +51,20 @@ fn start(dir: &std::path::Path) -> Server {
     }
 }
 
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
 }
 
 impl Answer {
-    fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
 
-fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+/// One HTTP/1.1 request on a new connection.
+pub fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -95,7 +97,7 @@ fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
 }
 
 /// Signs in; returns (cookie header, CSRF token).
-fn login(port: u16, user: &str, password: &str) -> (String, String) {
+pub fn login(port: u16, user: &str, password: &str) -> (String, String) {
     let a = call(
         port,
         "POST",

@@ -60,6 +60,78 @@ pub async fn generate(
     compiled: &BTreeMap<String, String>,
     dir: &Path,
 ) -> Result<DocsReport> {
+    let (data, mut report) = data(loaded, wh, compiled).await?;
+    report.dir = dir.to_path_buf();
+    write_site(dir, &data)?;
+    Ok(report)
+}
+
+/// Loads the dbt project at `root`, compiles its models and snapshots (nothing runs; the
+/// compiled SQL lands under `target/compiled` as with `socle compile`) and returns the
+/// site's data: what the server's catalog and lineage show. Nodes that do not compile are
+/// listed in the report's `untraced`.
+pub async fn project_data(
+    root: &Path,
+    name: &str,
+    target_schema: &str,
+    wh: &Warehouse,
+) -> Result<(Value, DocsReport)> {
+    let options = crate::loader::LoadOptions {
+        target_schema: target_schema.to_string(),
+        target_name: "dev".into(),
+        threads: 4,
+        cli_vars: serde_json::Map::new(),
+    };
+    let (root, name) = (root.to_path_buf(), name.to_string());
+    let loaded = tokio::task::spawn_blocking(move || crate::loader::load(&root, &name, options))
+        .await
+        .map_err(|e| TransformError::Other(e.to_string()))??;
+    let loaded = std::sync::Arc::new(loaded);
+    let options = crate::run::RunOptions {
+        select: Vec::new(),
+        exclude: Vec::new(),
+        kinds: [Kind::Model, Kind::Snapshot].into(),
+        threads: 4,
+        full_refresh: false,
+        fail_fast: false,
+        compile_only: true,
+    };
+    let run = crate::run::run(
+        loaded.clone(),
+        wh.clone(),
+        options,
+        std::sync::Arc::new(Quiet),
+    )
+    .await?;
+    let mut compiled = BTreeMap::new();
+    let mut failed = Vec::new();
+    for r in run.results {
+        match r.compiled_sql {
+            Some(sql) => {
+                compiled.insert(r.unique_id, sql);
+            }
+            None if r.status.is_failure() => failed.push((r.unique_id, first_line(&r.message))),
+            None => {}
+        }
+    }
+    let (data, mut report) = data(&loaded, wh, &compiled).await?;
+    report.untraced.extend(failed);
+    Ok((data, report))
+}
+
+struct Quiet;
+
+impl crate::run::Progress for Quiet {
+    fn started(&self, _: &Node, _: usize, _: usize) {}
+    fn finished(&self, _: &Node, _: &crate::run::NodeResult, _: usize, _: usize) {}
+}
+
+/// The site's data (`docs.json`) for `loaded`, given each node's compiled SQL.
+pub async fn data(
+    loaded: &Loaded,
+    wh: &Warehouse,
+    compiled: &BTreeMap<String, String>,
+) -> Result<(Value, DocsReport)> {
     let nodes = &loaded.nodes;
     let results = last_results(&loaded.root.root.join("target").join("run_results.json"));
     // relation `schema.name` → documented node, to link lineage sources back to nodes.
@@ -86,7 +158,7 @@ pub async fn generate(
     }
     let known: std::collections::BTreeSet<String> = by_relation.keys().cloned().collect();
     let mut report = DocsReport {
-        dir: dir.to_path_buf(),
+        dir: PathBuf::new(),
         nodes: 0,
         columns: 0,
         traced_columns: 0,
@@ -208,8 +280,7 @@ pub async fn generate(
         "results_at": results.get("__generated_at").map(|r| r.0.clone()),
         "nodes": out_nodes,
     });
-    write_site(dir, &data)?;
-    Ok(report)
+    Ok((data, report))
 }
 
 /// A model's columns: those the warehouse has (in its order), described by schema YAML,

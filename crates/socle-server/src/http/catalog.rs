@@ -1,0 +1,571 @@
+//! The catalog: project, sources and streams, schemas, tables and columns with row counts,
+//! freshness and descriptions, search, the lineage graph and test results.
+//!
+//! Reading it means opening every Delta table and compiling the dbt project, so it is
+//! built once, kept as a [`Snapshot`] and rebuilt in the background when it is older than
+//! `catalog_ttl` or after a run the server started (stale-while-revalidate: callers never
+//! wait for a rebuild once there is a snapshot). An idle server builds nothing.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use socle_warehouse::ColumnInfo;
+
+use super::{ApiError, AppState, Caller, Params, internal};
+use crate::auth::Role;
+
+/// One table or view of the warehouse.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableEntry {
+    pub schema: String,
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: &'static str,
+    pub rows: Option<u64>,
+    pub version: Option<i64>,
+    pub files: Option<usize>,
+    /// When its newest data file was written.
+    pub last_modified: Option<String>,
+    pub description: String,
+    pub columns: Vec<ColumnInfo>,
+    /// The dbt node (model, seed, snapshot or source) documenting it.
+    pub node: Option<String>,
+}
+
+/// The catalog as read at one time.
+pub struct Snapshot {
+    built: Instant,
+    pub generated_at: String,
+    pub build_ms: u64,
+    pub tables: Vec<TableEntry>,
+    /// The dbt project's nodes as `socle docs` describes them (columns, tests, lineage).
+    pub nodes: Vec<Value>,
+    pub results_at: Option<String>,
+    /// What could not be read (a table that would not open, a model that did not compile).
+    pub notes: Vec<String>,
+}
+
+impl Snapshot {
+    fn node(&self, id: &str) -> Option<&Value> {
+        self.nodes.iter().find(|n| n["id"] == id)
+    }
+}
+
+/// The current snapshot and whether a rebuild is under way or asked for.
+#[derive(Default)]
+pub struct Cache {
+    current: RwLock<Option<Arc<Snapshot>>>,
+    building: tokio::sync::Mutex<()>,
+    stale: AtomicBool,
+}
+
+impl Cache {
+    /// The snapshot served now, if one was built.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.read().expect("catalog").clone()
+    }
+
+    /// Asks for a rebuild at the next read (data changed).
+    pub fn invalidate(&self) {
+        self.stale.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The catalog to answer from: the current snapshot (rebuilt in the background when old),
+/// or, the first time, one built now.
+pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> {
+    if let Some(s) = state.catalog.current() {
+        let old = s.built.elapsed() > state.options.catalog_ttl
+            || state.catalog.stale.load(Ordering::Relaxed);
+        if old && let Ok(guard) = state.catalog.building.try_lock() {
+            drop(guard);
+            let state = state.clone();
+            tokio::spawn(async move {
+                let Ok(_guard) = state.catalog.building.try_lock() else {
+                    return;
+                };
+                state.catalog.stale.store(false, Ordering::Relaxed);
+                match build(&state).await {
+                    Ok(s) => *state.catalog.current.write().expect("catalog") = Some(Arc::new(s)),
+                    Err(e) => tracing::warn!("catalog not refreshed: {}", e.1),
+                }
+            });
+        }
+        return Ok(s);
+    }
+    let _guard = state.catalog.building.lock().await;
+    if let Some(s) = state.catalog.current() {
+        return Ok(s);
+    }
+    state.catalog.stale.store(false, Ordering::Relaxed);
+    let s = Arc::new(build(state).await?);
+    *state.catalog.current.write().expect("catalog") = Some(s.clone());
+    Ok(s)
+}
+
+async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
+    let started = Instant::now();
+    let wh = state.env.warehouse.get().await.map_err(internal)?;
+    wh.refresh().await.map_err(internal)?;
+    let mut notes = Vec::new();
+    let mut tables = Vec::new();
+    for r in wh.list_relations(None).await.map_err(internal)? {
+        let name = format!("{}.{}", r.schema, r.name);
+        match wh.describe(&name).await {
+            Ok(d) => tables.push(TableEntry {
+                schema: d.schema,
+                name: d.name,
+                kind: d.kind,
+                rows: d.rows,
+                version: d.version,
+                files: d.files,
+                last_modified: d.last_modified,
+                description: d.description.unwrap_or_default(),
+                columns: d.columns,
+                node: None,
+            }),
+            Err(e) => notes.push(format!("{name}: {e}")),
+        }
+    }
+    let root = &state.env.project.root;
+    let (mut nodes, mut results_at) = (Vec::new(), None);
+    if root.join("dbt_project.yml").is_file() {
+        match socle_transform::docs::project_data(
+            root,
+            &state.env.project.config.name,
+            &state.env.project.config.warehouse.default_schema,
+            &wh,
+        )
+        .await
+        {
+            Ok((data, report)) => {
+                for (id, why) in report.untraced {
+                    notes.push(format!("{id}: {why}"));
+                }
+                results_at = data["results_at"].as_str().map(str::to_string);
+                if let Value::Array(n) = data["nodes"].clone() {
+                    nodes = n;
+                }
+            }
+            Err(e) => notes.push(format!("dbt project: {e}")),
+        }
+    }
+    let by_relation: BTreeMap<String, String> = nodes
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n["relation"].as_str()?.to_lowercase(),
+                n["id"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    for t in &mut tables {
+        t.node = by_relation
+            .get(&format!("{}.{}", t.schema, t.name).to_lowercase())
+            .cloned();
+        if t.description.is_empty()
+            && let Some(n) = t
+                .node
+                .as_ref()
+                .and_then(|id| nodes.iter().find(|n| n["id"] == **id))
+        {
+            t.description = n["description"].as_str().unwrap_or("").to_string();
+        }
+    }
+    Ok(Snapshot {
+        built: Instant::now(),
+        generated_at: super::now(),
+        build_ms: started.elapsed().as_millis() as u64,
+        tables,
+        nodes,
+        results_at,
+        notes,
+    })
+}
+
+/// `GET /api/project` (viewer): the project and what it holds.
+pub async fn project(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let root = &state.env.project.root;
+    let pipelines = socle_orchestrate::pipeline::load_all(root)
+        .map(|p| p.len())
+        .unwrap_or(0);
+    let sources = socle_connect::load_sources(root)
+        .map(|s| s.len())
+        .unwrap_or(0);
+    let catalog = state.catalog.current();
+    Ok(Json(json!({
+        "name": state.project_name(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "default_schema": state.env.project.config.warehouse.default_schema,
+        "pipelines": pipelines,
+        "sources": sources,
+        "dbt_project": root.join("dbt_project.yml").is_file(),
+        "tables": catalog.as_ref().map(|c| c.tables.len()),
+        "catalog_generated_at": catalog.as_ref().map(|c| c.generated_at.clone()),
+        "limits": {
+            "query_timeout_seconds": state.options.query_timeout.as_secs_f64(),
+            "max_rows": state.options.max_rows,
+        },
+    })))
+}
+
+/// `GET /api/sources` (viewer): sources, their streams and each stream's latest extraction.
+pub async fn sources(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let root = state.env.project.root.clone();
+    let sources = tokio::task::spawn_blocking(move || socle_connect::load_sources(&root))
+        .await
+        .map_err(internal)?
+        .map_err(|e| ApiError::bad_request(format!("the source files do not load: {e}")))?;
+    let runs = state
+        .meta
+        .list_extract_runs(None, 1000)
+        .await
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    for s in &sources {
+        let c = s.common();
+        let streams: Vec<Value> = c
+            .streams
+            .iter()
+            .map(|st| {
+                let last = runs
+                    .iter()
+                    .find(|r| r.source == c.name && r.stream == st.name);
+                json!({
+                    "name": st.name,
+                    "description": st.description,
+                    "table": st.table,
+                    "write": st.write.as_str(),
+                    "primary_key": st.primary_key,
+                    "last_extraction": last.map(|r| json!({
+                        "run_id": r.run_id, "status": r.status, "rows_loaded": r.rows_loaded,
+                        "rows_rejected": r.rows_rejected, "started_at": r.started_at,
+                        "ended_at": r.ended_at, "error": r.error,
+                    })),
+                })
+            })
+            .collect();
+        out.push(json!({
+            "name": c.name,
+            "kind": c.kind,
+            "description": c.description,
+            "schema": c.schema,
+            "streams": streams,
+        }));
+    }
+    Ok(Json(json!(out)))
+}
+
+#[derive(Deserialize)]
+pub struct TablesQuery {
+    schema: Option<String>,
+}
+
+fn test_summary(node: Option<&Value>) -> Value {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    if let Some(n) = node {
+        let column_tests = n["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["tests"].as_array().into_iter().flatten());
+        for t in n["tests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(column_tests)
+        {
+            *counts
+                .entry(t["status"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+    }
+    json!(counts)
+}
+
+/// `GET /api/tables[?schema=]` (viewer): tables and views with row counts, freshness and
+/// test outcomes; no columns (see `/api/tables/{schema}/{name}`).
+pub async fn tables(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Params(q): Params<TablesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let snap = snapshot(&state).await?;
+    let tables: Vec<Value> = snap
+        .tables
+        .iter()
+        .filter(|t| q.schema.as_ref().is_none_or(|s| *s == t.schema))
+        .map(|t| {
+            let node = t.node.as_deref().and_then(|id| snap.node(id));
+            json!({
+                "schema": t.schema, "name": t.name, "kind": t.kind, "rows": t.rows,
+                "version": t.version, "last_modified": t.last_modified,
+                "description": t.description, "columns": t.columns.len(), "node": t.node,
+                "materialized": node.map(|n| n["materialized"].clone()),
+                "tests": test_summary(node),
+            })
+        })
+        .collect();
+    let mut schemas: Vec<&str> = snap.tables.iter().map(|t| t.schema.as_str()).collect();
+    schemas.dedup();
+    Ok(Json(json!({
+        "generated_at": snap.generated_at,
+        "schemas": schemas,
+        "tables": tables,
+        "notes": snap.notes,
+    })))
+}
+
+/// `GET /api/tables/{schema}/{name}` (viewer): columns with types, descriptions, tests and
+/// column-level lineage, and the dbt node's SQL, dependencies and tests.
+pub async fn table(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((schema, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let snap = snapshot(&state).await?;
+    let Some(t) = snap
+        .tables
+        .iter()
+        .find(|t| t.schema.eq_ignore_ascii_case(&schema) && t.name.eq_ignore_ascii_case(&name))
+    else {
+        let all = snap
+            .tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.name));
+        let wanted = format!("{schema}.{name}");
+        let hint = socle_core::diag::did_you_mean(
+            &wanted,
+            all.collect::<Vec<_>>().iter().map(String::as_str),
+        )
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+        return Err(ApiError::not_found(format!(
+            "no table or view `{wanted}` in the catalog{hint}"
+        )));
+    };
+    let node = t.node.as_deref().and_then(|id| snap.node(id));
+    let documented = |col: &str| {
+        node.and_then(|n| {
+            n["columns"].as_array()?.iter().find(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(col))
+            })
+        })
+    };
+    let columns: Vec<Value> = t
+        .columns
+        .iter()
+        .map(|c| {
+            let d = documented(&c.name);
+            let description = c
+                .description
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or_else(|| d.and_then(|d| d["description"].as_str().map(str::to_string)))
+                .unwrap_or_default();
+            json!({
+                "name": c.name, "type": c.data_type, "nullable": c.nullable,
+                "description": description,
+                "tests": d.map(|d| d["tests"].clone()).unwrap_or(json!([])),
+                "lineage": d.map(|d| d["lineage"].clone()).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let downstream: Vec<&str> = match &t.node {
+        Some(id) => snap
+            .nodes
+            .iter()
+            .filter(|n| {
+                n["depends_on"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x == id))
+            })
+            .filter_map(|n| n["id"].as_str())
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(json!({
+        "schema": t.schema, "name": t.name, "kind": t.kind, "rows": t.rows,
+        "version": t.version, "files": t.files, "last_modified": t.last_modified,
+        "description": t.description, "columns": columns,
+        "node": node.map(|n| json!({
+            "id": n["id"], "kind": n["kind"], "name": n["name"], "path": n["path"],
+            "materialized": n["materialized"], "tags": n["tags"],
+            "depends_on": n["depends_on"], "downstream": downstream,
+            "raw_sql": n["raw_sql"], "compiled_sql": n["compiled_sql"],
+            "tests": n["tests"], "lineage_error": n["lineage_error"],
+        })),
+        "generated_at": snap.generated_at,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<usize>,
+}
+
+/// How well `text` matches `q` (lower case): 3 equal, 2 prefix, 1 contains, 0 not.
+fn score(text: &str, q: &str) -> u8 {
+    let text = text.to_lowercase();
+    if text == q {
+        3
+    } else if text.starts_with(q) {
+        2
+    } else if text.contains(q) {
+        1
+    } else {
+        0
+    }
+}
+
+/// `GET /api/search?q=` (viewer): tables, columns and descriptions matching the words,
+/// best first (names before descriptions, exact before prefix before anywhere).
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Params(q): Params<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let needle = q.q.trim().to_lowercase();
+    if needle.is_empty() {
+        return Err(ApiError::bad_request("give the words to look for: ?q=..."));
+    }
+    if needle.len() > 200 {
+        return Err(ApiError::bad_request(
+            "the search text is too long (200 characters at most)",
+        ));
+    }
+    let snap = snapshot(&state).await?;
+    let mut hits: Vec<(u8, Value)> = Vec::new();
+    for t in &snap.tables {
+        let full = format!("{}.{}", t.schema, t.name);
+        let s = score(&t.name, &needle).max(score(&full, &needle));
+        let d = score(&t.description, &needle);
+        if s > 0 || d > 0 {
+            hits.push((
+                if s > 0 { 10 + s } else { d },
+                json!({"type": t.kind, "schema": t.schema, "table": t.name, "match": if s > 0 { "name" } else { "description" }, "description": t.description}),
+            ));
+        }
+        for c in &t.columns {
+            let s = score(&c.name, &needle);
+            let desc = c.description.clone().unwrap_or_default();
+            let d = score(&desc, &needle);
+            if s > 0 || d > 0 {
+                hits.push((
+                    if s > 0 { 5 + s } else { d },
+                    json!({"type": "column", "schema": t.schema, "table": t.name, "column": c.name, "data_type": c.data_type, "match": if s > 0 { "name" } else { "description" }, "description": desc}),
+                ));
+            }
+        }
+    }
+    // Descriptions written in schema YAML (columns the warehouse does not describe).
+    for n in &snap.nodes {
+        let Some(rel) = n["relation"].as_str() else {
+            continue;
+        };
+        let (schema, table) = rel.split_once('.').unwrap_or(("", rel));
+        for c in n["columns"].as_array().into_iter().flatten() {
+            let desc = c["description"].as_str().unwrap_or("");
+            let col = c["name"].as_str().unwrap_or("");
+            let already = hits.iter().any(|(_, h)| {
+                h["type"] == "column"
+                    && h["table"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(table))
+                    && h["column"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(col))
+            });
+            if !already && score(desc, &needle) > 0 {
+                hits.push((
+                    score(desc, &needle),
+                    json!({"type": "column", "schema": schema, "table": table, "column": col, "data_type": c["type"], "match": "description", "description": desc}),
+                ));
+            }
+        }
+    }
+    hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let total = hits.len();
+    Ok(Json(json!({
+        "query": q.q,
+        "total": total,
+        "hits": hits.into_iter().take(limit).map(|(_, h)| h).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/lineage` (viewer): the model-level graph (nodes with their dependencies);
+/// column-level lineage is in each table's columns.
+pub async fn lineage(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let snap = snapshot(&state).await?;
+    let nodes: Vec<Value> = snap
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "id": n["id"], "kind": n["kind"], "name": n["name"], "relation": n["relation"],
+                "materialized": n["materialized"], "depends_on": n["depends_on"],
+            })
+        })
+        .collect();
+    let edges: Vec<Value> = snap
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n["depends_on"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |d| json!({"from": d, "to": n["id"]}))
+        })
+        .collect();
+    Ok(Json(
+        json!({"nodes": nodes, "edges": edges, "generated_at": snap.generated_at}),
+    ))
+}
+
+/// `GET /api/tests` (viewer): every data test with its latest outcome.
+pub async fn tests(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.need(Role::Viewer)?;
+    let snap = snapshot(&state).await?;
+    let mut out = Vec::new();
+    for n in &snap.nodes {
+        for t in n["tests"].as_array().into_iter().flatten() {
+            out.push(json!({"id": t["id"], "name": t["name"], "node": n["id"], "relation": n["relation"], "column": null, "status": t["status"], "message": t["message"]}));
+        }
+        for c in n["columns"].as_array().into_iter().flatten() {
+            for t in c["tests"].as_array().into_iter().flatten() {
+                out.push(json!({"id": t["id"], "name": t["name"], "node": n["id"], "relation": n["relation"], "column": c["name"], "status": t["status"], "message": t["message"]}));
+            }
+        }
+    }
+    Ok(Json(json!({"results_at": snap.results_at, "tests": out})))
+}
