@@ -4,7 +4,7 @@
 #   - MariaDB (a private server on 127.0.0.1:53306 with its datadir, socket, pid file and
 #     error log under ${TMPDIR:-/tmp}/socle-test-mariadb; user `socle` password `socle`
 #     from any host, with all privileges, and a database `socle_test`)
-#   - Chromium (headless, to check that the `socle docs` site renders)
+#   - Chromium and chromium-driver (headless: the `socle docs` site and the web UI)
 #   - Python packages: deltalake + pyarrow (reading socle tables from another tool),
 #     moto[server] (an S3-compatible server on loopback), dbt-core + dbt-duckdb 1.10 (the
 #     reference that socle's dbt runs are compared with), aiosmtpd (SMTP server for alerts)
@@ -195,10 +195,15 @@ if ! mysql_answers; then
 fi
 export SOCLE_TEST_MYSQL_URL="mysql://socle:socle@127.0.0.1:${SOCLE_MYSQL_PORT}/socle_test"
 
-# --- Chromium (renders the docs site in tests) ----------------------------------------
-if ! command -v chromium >/dev/null; then
-    echo "installing Chromium from Debian's packages..." >&2
-    apt_install chromium
+# --- Chromium and its WebDriver (the docs site and the web UI in tests) ---------------
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "installing Chromium and chromium-driver from Debian's packages..." >&2
+    apt_install chromium chromium-driver
+fi
+
+# --- openssl (self-signed certificates for the HTTPS test) ------------------------------
+if ! command -v openssl >/dev/null; then
+    apt_install openssl
 fi
 
 # --- Python packages --------------------------------------------------------------------

@@ -17,5 +17,6 @@ mod scheduler;
 mod secrets;
 mod server;
 mod server_api;
+mod server_ui;
 mod sql;
 mod users;

@@ -36,7 +36,11 @@ pub fn start(dir: &std::path::Path) -> Server {
         if let Some(rest) = line.split("one-time password ").nth(1) {
             admin_password = rest.split_whitespace().next().unwrap().to_string();
         }
-        if let Some(addr) = line.split("listening on http://").nth(1) {
+        if let Some(addr) = line
+            .split("listening on http://")
+            .nth(1)
+            .or_else(|| line.split("listening on https://").nth(1))
+        {
             port = addr.rsplit(':').next().unwrap().trim().parse().unwrap();
             break;
         }
@@ -312,4 +316,91 @@ fn sign_in_roles_tokens_and_audit() {
             .contains("socle_http_request_duration_seconds_bucket{route=\"/api/me\"")
     );
     assert!(!m.body.contains(&server.admin_password));
+}
+
+/// HTTPS with a certificate from `server.tls`: a verified client is served (and the
+/// session cookie is `Secure`); a plain-HTTP client or a failed handshake does not stop
+/// the server.
+#[test]
+fn https_with_a_certificate_and_key() {
+    let (_tmp, dir) = project();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    let made = std::process::Command::new("openssl")
+        .current_dir(dir.join("certs"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let yml = std::fs::read_to_string(dir.join("socle.yml")).unwrap();
+    write(
+        &dir,
+        "socle.yml",
+        &format!("{yml}\nserver:\n  tls:\n    cert: certs/server.pem\n    key: certs/server.key\n"),
+    );
+    let server = start(&dir);
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = call(server.port, "GET", "/healthz", &[], "");
+    assert_eq!(plain.status, 0, "{}", plain.headers);
+    let client = format!(
+        r#"
+import json, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile="certs/server.pem")
+base = "https://127.0.0.1:{port}"
+print(urllib.request.urlopen(base + "/healthz", context=ctx).read().decode().strip())
+req = urllib.request.Request(base + "/api/login", data=json.dumps({{"username": "admin", "password": sys.argv[1]}}).encode(), headers={{"Content-Type": "application/json"}})
+resp = urllib.request.urlopen(req, context=ctx)
+print(resp.headers["Set-Cookie"])
+try:
+    urllib.request.urlopen(base + "/healthz", context=ssl.create_default_context())
+    print("unverified certificate accepted")
+except Exception as e:
+    print("refused:", type(e).__name__)
+"#,
+        port = server.port
+    );
+    let out = std::process::Command::new("python3")
+        .current_dir(&dir)
+        .args(["-c", &client, &server.admin_password])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "ok");
+    assert!(
+        lines[1].contains("HttpOnly") && lines[1].contains("Secure"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("refused"), "{text}");
+    // A bad key is a clear error at start.
+    write(&dir, "certs/server.key", "not a key");
+    let (okay, out, err) = run(&dir, &["serve", "--port", "0"]);
+    assert!(!okay);
+    assert!(format!("{out}{err}").contains("server.key"), "{out}{err}");
 }

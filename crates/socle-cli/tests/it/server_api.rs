@@ -11,9 +11,11 @@ use serde_json::{Value, json};
 use crate::common::*;
 use crate::server::{Answer, call, start};
 
+/// The users' password.
+pub const PASSWORD: &str = "a long enough passphrase";
 const ROLES: [&str; 4] = ["viewer", "analyst", "editor", "admin"];
 
-struct Api {
+pub struct Api {
     port: u16,
     /// role → bearer header value
     tokens: Vec<(String, String)>,
@@ -64,7 +66,9 @@ impl Api {
     }
 }
 
-fn setup() -> (
+/// The shop, served, with one user and API token per role (password [`PASSWORD`]) and
+/// its scheduled run done.
+pub fn setup() -> (
     tempfile::TempDir,
     std::path::PathBuf,
     crate::server::Server,
@@ -85,7 +89,7 @@ fn setup() -> (
             &dir,
             &["users", "add", &user, "--role", role, "--password-stdin"],
             &[],
-            "a long enough passphrase",
+            PASSWORD,
         );
         assert!(okay, "{out}{err}");
         let out = ok(

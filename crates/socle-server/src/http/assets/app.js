@@ -14,7 +14,7 @@ function h(tag, attrs, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -24,7 +24,7 @@ function h(tag, attrs, ...children) {
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -90,7 +90,7 @@ function view() { return document.getElementById("view"); }
 function render(title, ...content) {
   document.title = `${title} · socle`;
   const v = view();
-  v.replaceChildren(...content);
+  v.replaceChildren(...content.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 function setActive(name) {
@@ -202,7 +202,18 @@ async function pipelinesView() {
 
 function pipelineSection(p) {
   const runs = p.runs || [];
-  const taskNames = p.tasks.map((t) => t.name);
+  // Tasks in dependency order (by depth, then name), as the grid reads top to bottom.
+  const deps = new Map(p.tasks.map((t) => [t.name, t.depends_on || []]));
+  const depth = new Map();
+  const depthOf = (n, seen = new Set()) => {
+    if (depth.has(n)) return depth.get(n);
+    if (seen.has(n)) return 0;
+    seen.add(n);
+    const d = Math.max(-1, ...(deps.get(n) || []).map((x) => depthOf(x, seen))) + 1;
+    depth.set(n, d);
+    return d;
+  };
+  const taskNames = p.tasks.map((t) => t.name).sort((a, b) => depthOf(a) - depthOf(b) || a.localeCompare(b));
   const head = h("tr", {}, h("th", { scope: "col" }, "task"),
     runs.map((r) => h("th", { scope: "col", class: "run-head" },
       h("a", { href: `#/runs/${encodeURIComponent(r.run_id)}`, title: `${r.run_id} · ${r.state}`, "aria-label": `run ${r.run_id}, ${r.state}` },
@@ -411,7 +422,8 @@ function lineageGraph(graph, id) {
   const keys = [...columns.keys()].sort((a, b) => a - b);
   const boxW = 170, boxH = 28, gapX = 40, gapY = 12;
   const tallest = Math.max(...keys.map((k) => columns.get(k).length));
-  const out = svg("svg", { viewBox: `0 0 ${keys.length * (boxW + gapX)} ${tallest * (boxH + gapY) + 10}`, class: "lineage", role: "img", "aria-label": "lineage graph" });
+  const gw = keys.length * (boxW + gapX), gh = tallest * (boxH + gapY) + 10;
+  const out = svg("svg", { viewBox: `0 0 ${gw} ${gh}`, width: gw, height: gh, class: "lineage", role: "img", "aria-label": "lineage graph" });
   const pos = new Map();
   keys.forEach((k, ci) => columns.get(k).forEach((n, ri) => pos.set(n, [ci * (boxW + gapX) + 5, ri * (boxH + gapY) + 5])));
   for (const n of pos.keys()) {
