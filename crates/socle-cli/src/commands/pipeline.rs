@@ -578,12 +578,13 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
             catalog_ttl: server_config.catalog_refresh,
         };
         let state = socle_server::http::AppState::new(env.clone(), options);
-        Some(tokio::spawn(socle_server::http::serve(
+        let server = tokio::spawn(socle_server::http::serve(
             listener,
             tls,
-            state,
+            state.clone(),
             stop_signal(),
-        )))
+        ));
+        Some((server, state))
     };
     let settings = socle_orchestrate::scheduler::Settings {
         lease: args.lease,
@@ -609,7 +610,8 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
     )
     .await?;
     println!("{} scheduler: stopped", clock());
-    if let Some(h) = http {
+    if let Some((h, state)) = http {
+        state.drain(args.grace).await;
         match h.await {
             Ok(Ok(())) => println!("{} server: stopped", clock()),
             Ok(Err(e)) => eprintln!("{} server: {e}", clock()),

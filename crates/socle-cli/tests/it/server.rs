@@ -22,9 +22,15 @@ impl Drop for Server {
 
 /// Starts `socle serve --port 0` in `dir`; returns once it listens.
 pub fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &[])
+}
+
+/// `start` with more arguments for `socle serve`.
+pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
     let mut child = socle()
         .current_dir(dir)
         .args(["serve", "--port", "0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -403,4 +409,76 @@ except Exception as e:
     let (okay, out, err) = run(&dir, &["serve", "--port", "0"]);
     assert!(!okay);
     assert!(format!("{out}{err}").contains("server.key"), "{out}{err}");
+}
+
+/// A run started through the API when the server is told to stop: it gets the grace
+/// period, then its task's processes are killed and the run is marked failed (never left
+/// `running`).
+#[test]
+fn runs_started_over_http_are_stopped_cleanly_at_shutdown() {
+    let (_tmp, dir) = project();
+    write(
+        &dir,
+        "pipelines/slow.yml",
+        "tasks:\n  wait:\n    kind: command\n    command: [\"sh\", \"-c\", \"echo $$ > wait.pid; sleep 60\"]\n",
+    );
+    let mut server = start_with(&dir, &["--grace", "1s"]);
+    let out = ok(
+        &dir,
+        &[
+            "tokens", "create", "t", "--user", "admin", "--role", "admin",
+        ],
+    );
+    let token = format!(
+        "Bearer {}",
+        out.lines().find(|l| l.starts_with("socle_")).unwrap()
+    );
+    let a = call(
+        server.port,
+        "POST",
+        "/api/pipelines/slow/trigger",
+        &[("Authorization", &token)],
+        "{}",
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+    let run_id = a.json()["run_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dir.join("wait.pid").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = std::fs::read_to_string(dir.join("wait.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!alive(&pid), "the task's process outlived the server");
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &["runs", "--format", "json"])).unwrap();
+    let run = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == run_id.as_str())
+        .unwrap();
+    assert_eq!(run["state"], "failed", "{run}");
+    assert!(
+        run["attempts"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("server stopped"),
+        "{run}"
+    );
 }

@@ -526,6 +526,38 @@ fn catalog_queries_pipelines_audit_and_metrics() {
         );
     }
 
+    // Many callers at once (a bounded burst; timing is measured in bench/server): every
+    // answer is right.
+    let port = api.port;
+    let token = api.token("analyst").to_string();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                for j in 0..20 {
+                    let auth = [("Authorization", token.as_str())];
+                    let a = if (i + j) % 2 == 0 {
+                        call(port, "GET", "/api/tables/marts/daily_revenue", &auth, "")
+                    } else {
+                        call(
+                            port,
+                            "POST",
+                            "/api/query",
+                            &auth,
+                            r#"{"sql": "SELECT count(*) AS n FROM marts.daily_revenue"}"#,
+                        )
+                    };
+                    assert_eq!(a.status, 200, "{}", a.body);
+                    let v = a.json();
+                    assert!(v["rows"] == 366 || v["rows"][0][0] == 366, "{v}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+
     // Metrics: pipelines, tasks, streams, freshness, scheduler lag.
     let m = api.get("viewer", "/metrics").body;
     for needed in [

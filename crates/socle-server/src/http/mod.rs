@@ -83,6 +83,8 @@ pub struct AppState {
     metrics: Mutex<metrics::Metrics>,
     started: Instant,
     catalog: catalog::Cache,
+    /// Runs started through the API, still going.
+    runs: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl AppState {
@@ -94,7 +96,57 @@ impl AppState {
             metrics: Mutex::new(metrics::Metrics::default()),
             started: Instant::now(),
             catalog: catalog::Cache::default(),
+            runs: Mutex::new(tokio::task::JoinSet::new()),
         })
+    }
+
+    /// Runs `work` (a run started through the API) in the background, tracked so that
+    /// [`drain`](Self::drain) can wait for it.
+    pub(crate) fn spawn_run(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut runs = self.runs.lock().expect("runs");
+        while runs.try_join_next().is_some() {}
+        runs.spawn(work);
+    }
+
+    /// At shutdown: lets the runs started through the API finish within `grace`, then
+    /// stops them and marks what they left running as failed.
+    pub async fn drain(&self, grace: Duration) {
+        let mut runs = std::mem::take(&mut *self.runs.lock().expect("runs"));
+        if runs.is_empty() {
+            return;
+        }
+        tracing::info!(
+            runs = runs.len(),
+            "server stopping: waiting for the runs it started"
+        );
+        let done =
+            tokio::time::timeout(grace, async { while runs.join_next().await.is_some() {} }).await;
+        if done.is_ok() {
+            return;
+        }
+        runs.abort_all();
+        while runs.join_next().await.is_some() {}
+        let me = socle_orchestrate::runner::runner_id();
+        let Ok(left) = self.meta.runs_in_state("running").await else {
+            return;
+        };
+        for run in left {
+            if self
+                .meta
+                .run_runner(&run.run_id)
+                .await
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(me)
+            {
+                let _ = self
+                    .meta
+                    .fail_running(&run.run_id, "the server stopped during this attempt")
+                    .await;
+                let _ = self.meta.set_run_state(&run.run_id, "failed").await;
+            }
+        }
     }
 
     pub fn project_name(&self) -> &str {

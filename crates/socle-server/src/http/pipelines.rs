@@ -169,8 +169,9 @@ pub struct Trigger {
 
 /// Runs `request` in the background; the catalog is refreshed when it ends.
 fn spawn_run(state: &Arc<AppState>, run_id: String, request: RunRequest) {
-    let state = state.clone();
-    tokio::spawn(async move {
+    let shared = state.clone();
+    state.spawn_run(async move {
+        let state = shared;
         let name = request.pipeline.name.clone();
         let result = socle_orchestrate::runner::execute(
             &state.env,
@@ -249,7 +250,7 @@ pub async fn rerun(
     caller.audit(&state, "run.rerun", &run_id).await?;
     let state2 = state.clone();
     let id = run_id.clone();
-    tokio::spawn(async move {
+    state.spawn_run(async move {
         let progress = Arc::new(Traced(run.pipeline.clone()));
         if let Err(e) = socle_orchestrate::runner::resume(&state2.env, &id, progress, false).await {
             tracing::error!(run_id = id, "rerun failed to execute: {e}");
@@ -298,7 +299,7 @@ pub async fn backfill(
         )
         .await?;
     let state2 = state.clone();
-    tokio::spawn(async move {
+    state.spawn_run(async move {
         let progress = Arc::new(Traced(pipeline.name.clone()));
         if let Err(e) = socle_orchestrate::backfill::backfill(
             &state2.env,
