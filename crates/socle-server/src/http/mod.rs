@@ -174,8 +174,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // Messages are ours or the user's own input, masked for any known secret.
-        let message = socle_core::secrets::redact(&self.1);
+        // Messages are ours or the user's own input, masked for any known secret; a
+        // backtrace a library appended to its error text is cut off.
+        let mut message = socle_core::secrets::redact(&self.1);
+        let lower = message.to_ascii_lowercase();
+        if let Some(at) = ["stack backtrace", "\nbacktrace", "backtrace:"]
+            .iter()
+            .filter_map(|m| lower.find(m))
+            .min()
+        {
+            message.truncate(at);
+            message = message.trim_end().to_string();
+        }
         (self.0, Json(json!({ "error": message }))).into_response()
     }
 }
@@ -552,5 +562,57 @@ pub async fn serve(
                 .with_graceful_shutdown(shutdown)
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route the router serves is in the OpenAPI document, with its method (the
+    /// integration tests check the other way: every documented operation, every role).
+    #[test]
+    fn the_openapi_document_names_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(openapi::DOCUMENT).unwrap();
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("pub fn router(").unwrap()..];
+        let body = &body[..body.find(".fallback(").unwrap()];
+        let mut n = 0;
+        for part in body.split(".route(\"").skip(1) {
+            let (path, rest) = part.split_once('"').unwrap();
+            let method = rest
+                .trim_start_matches([',', ' ', '\n'])
+                .split('(')
+                .next()
+                .unwrap();
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} is served but not in openapi.json"
+            );
+            n += 1;
+        }
+        assert!(n > 25, "{n}");
+        assert_eq!(doc["paths"].as_object().unwrap().len(), {
+            let mut paths: Vec<&str> = body
+                .split(".route(\"")
+                .skip(1)
+                .map(|p| p.split_once('"').unwrap().0)
+                .collect();
+            paths.dedup();
+            paths.len()
+        });
+    }
+
+    #[tokio::test]
+    async fn errors_never_carry_a_backtrace() {
+        let resp = ApiError(
+            StatusCode::BAD_REQUEST,
+            "query failed: bad cast\n\nStack backtrace:\n   0: kernel::foo\n   at src/x.rs:1"
+                .into(),
+        )
+        .into_response();
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "query failed: bad cast");
     }
 }
