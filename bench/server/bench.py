@@ -85,7 +85,7 @@ def make_project(socle):
     write(os.path.join(PROJECT, "models", "schema.yml"), "\n".join(schema) + "\n")
     write(os.path.join(PROJECT, "pipelines", "daily.yml"),
           "description: Rebuild the catalog.\nschedule: \"0 6 * * *\"\nstart_date: 2099-01-01\ncatchup: false\n"
-          "tasks:\n  build:\n    kind: build\n  check:\n    kind: sql\n    sql: SELECT count(*) FROM marts.mart_0\n    depends_on: [build]\n")
+          "tasks:\n  build:\n    kind: build\n  check:\n    kind: sql\n    sql: SELECT count(*) FROM main_marts.mart_0\n    depends_on: [build]\n")
     run = lambda *a: subprocess.run([socle, *a], cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
     run("sql", "-f", "load.sql")
     for d in ["2024-01-01", "2024-01-02", "2024-01-03"]:
@@ -183,7 +183,7 @@ def main():
             "pipelines": [("GET", "/api/me"), ("GET", "/api/pipelines"), ("GET", "/api/pipelines/daily?runs=25")],
             "run": [("GET", f"/api/runs/{run_id}"), ("GET", f"/api/runs/{run_id}/logs")],
             "catalog": [("GET", "/api/tables"), ("GET", "/api/sources")],
-            "table": [("GET", "/api/tables/marts/mart_7"), ("GET", "/api/lineage")],
+            "table": [("GET", "/api/tables/main_marts/mart_7"), ("GET", "/api/lineage")],
             "sql": [("POST", "/api/query", {"sql": "SELECT category, count(*) AS n, sum(amount) AS total FROM raw.src_3 GROUP BY 1 ORDER BY 1", "limit": 1000})],
             "search": [("GET", "/api/search?q=revenue")],
         }
@@ -201,8 +201,8 @@ def main():
         time.sleep(5)
         results["socle_rss_after_pages_mib"] = rss_tree(server.pid) / 1024
         loads = {
-            "catalog": ["--get", "/api/tables", "--get", "/api/tables/marts/mart_7", "--get", "/api/lineage",
-                        "--get", "/api/search?q=revenue", "--get", "/api/tables/staging/stg_42"],
+            "catalog": ["--get", "/api/tables", "--get", "/api/tables/main_marts/mart_7", "--get", "/api/lineage",
+                        "--get", "/api/search?q=revenue", "--get", "/api/tables/main_staging/stg_42"],
             "query": ["--post", '/api/query={"sql":"SELECT category, count(*) AS n, sum(amount) AS total FROM raw.src_3 GROUP BY 1 ORDER BY 1"}'],
         }
         results["load"] = {}

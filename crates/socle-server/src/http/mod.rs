@@ -85,6 +85,9 @@ pub struct AppState {
     catalog: catalog::Cache,
     /// Runs started through the API, still going.
     runs: Mutex<tokio::task::JoinSet<()>>,
+    /// Queries running at once (more wait; past `MAX_WAITING` waiting, 503).
+    pub(crate) query_slots: tokio::sync::Semaphore,
+    pub(crate) queries_waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
@@ -97,6 +100,8 @@ impl AppState {
             started: Instant::now(),
             catalog: catalog::Cache::default(),
             runs: Mutex::new(tokio::task::JoinSet::new()),
+            query_slots: tokio::sync::Semaphore::new(query::slots()),
+            queries_waiting: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 

@@ -9,6 +9,11 @@
 //! - `?format=csv` answers the rows as CSV (a download), `json` (default) as
 //!   `{columns, rows, truncated, elapsed_ms}`.
 //!
+//! - at most [`slots`] queries run at once (twice the cores); others wait their turn
+//!   within their timeout, and past [`MAX_WAITING`] waiting the server answers
+//!   `503 Service Unavailable` with `Retry-After: 1` at once: an overloaded server stays
+//!   responsive and its memory bounded instead of queueing without end.
+//!
 //! Every query is written to the audit log (its first 500 characters).
 
 use std::sync::Arc;
@@ -27,6 +32,25 @@ use socle_warehouse::{Outcome, WarehouseError};
 
 use super::{ApiError, AppState, Body, Caller, Params, internal};
 use crate::auth::Role;
+
+/// Queries that may wait for a slot; more are refused with 503.
+pub const MAX_WAITING: usize = 256;
+
+/// Queries that run at once: twice the cores.
+pub fn slots() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+}
+
+/// Decrements the waiting count when dropped.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 #[derive(Deserialize)]
 pub struct QueryBody {
@@ -79,6 +103,33 @@ pub async fn query(
         .map(std::time::Duration::from_secs_f64)
         .unwrap_or(state.options.query_timeout)
         .min(state.options.query_timeout);
+    let waiting = state
+        .queries_waiting
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let guard = Waiting(&state.queries_waiting);
+    if waiting >= MAX_WAITING {
+        return Ok((
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            axum::Json(json!({"error": format!("the server is busy ({waiting} queries waiting): retry in a moment")})),
+        )
+            .into_response());
+    }
+    let queued = Instant::now();
+    let _slot = tokio::time::timeout(timeout, state.query_slots.acquire())
+        .await
+        .map_err(|_| {
+            ApiError(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the server is busy: no query slot freed within {:.0} s; retry in a moment",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?
+        .map_err(internal)?;
+    drop(guard);
+    let timeout = timeout.saturating_sub(queued.elapsed());
     let excerpt: String = body.sql.chars().take(500).collect();
     caller.audit(&state, "query", &excerpt).await?;
     let wh = state.env.warehouse.get().await.map_err(internal)?;
