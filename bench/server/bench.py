@@ -97,8 +97,9 @@ def make_project(socle):
     return len(tables)
 
 
-def rss_tree(pid):
-    """KiB of resident memory of a process and its descendants."""
+def rss_tree(pid, field="VmRSS"):
+    """KiB of resident memory of a process and its descendants (`VmRSS`, or its private
+    heap part `RssAnon`, or the mapped files `RssFile`: program code and libraries)."""
     total = 0
     todo = [pid]
     while todo:
@@ -106,13 +107,18 @@ def rss_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1])
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo += [int(c) for c in f.read().split()]
         except FileNotFoundError:
             pass
     return total
+
+
+def memory(pid):
+    return {"rss_mib": rss_tree(pid) / 1024, "anon_mib": rss_tree(pid, "RssAnon") / 1024,
+            "file_mib": rss_tree(pid, "RssFile") / 1024}
 
 
 def free_port():
@@ -172,7 +178,7 @@ def main():
     try:
         wait_port(port)
         time.sleep(10)
-        results["socle_idle_rss_mib"] = rss_tree(server.pid) / 1024
+        results["socle_idle"] = memory(server.pid)
         api = Api(port, token)
         first, _ = api.call("GET", "/api/tables")
         results["catalog_first_read_ms"] = first
@@ -199,7 +205,7 @@ def main():
                 times.append(t)
             results["pages"][page] = {"median_ms": statistics.median(times), "max_ms": max(times)}
         time.sleep(5)
-        results["socle_rss_after_pages_mib"] = rss_tree(server.pid) / 1024
+        results["socle_after_pages"] = memory(server.pid)
         loads = {
             "catalog": ["--get", "/api/tables", "--get", "/api/tables/main_marts/mart_7", "--get", "/api/lineage",
                         "--get", "/api/search?q=revenue", "--get", "/api/tables/main_staging/stg_42"],
@@ -219,7 +225,7 @@ def main():
             results["load"][name] = r
             time.sleep(2)
         time.sleep(5)
-        results["socle_rss_after_load_mib"] = rss_tree(server.pid) / 1024
+        results["socle_after_load"] = memory(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
@@ -262,7 +268,7 @@ def airflow_idle(airflow):
         wait_port(port, 180)
         time.sleep(60)
         for name, p in procs.items():
-            out[f"{name}_rss_mib"] = rss_tree(p.pid) / 1024
+            out[name] = memory(p.pid)
     finally:
         for p in procs.values():
             try:
@@ -274,30 +280,34 @@ def airflow_idle(airflow):
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-    out["api_server_plus_scheduler_mib"] = out["api-server_rss_mib"] + out["scheduler_rss_mib"]
+    out["api-server + scheduler"] = {k: out["api-server"][k] + out["scheduler"][k] for k in out["scheduler"]}
     return out
 
 
 def report(r):
     a = r["airflow"]
     print(f"\ncatalog: {r['tables']} tables; first read {r['catalog_first_read_ms']:.0f} ms")
-    print(f"\n{'idle memory (RSS)':<44}{'MiB':>8}")
-    print(f"{'socle serve, idle, catalog not read':<44}{r['socle_idle_rss_mib']:>8.1f}")
-    print(f"{'socle serve, idle after catalog + pages':<44}{r['socle_rss_after_pages_mib']:>8.1f}")
-    print(f"{'socle serve, idle after the load tests':<44}{r['socle_rss_after_load_mib']:>8.1f}")
-    print(f"{'airflow api-server':<44}{a['api-server_rss_mib']:>8.1f}")
-    print(f"{'airflow scheduler':<44}{a['scheduler_rss_mib']:>8.1f}")
-    print(f"{'airflow api-server + scheduler':<44}{a['api_server_plus_scheduler_mib']:>8.1f}")
-    print(f"{'airflow dag-processor (also needed)':<44}{a['dag-processor_rss_mib']:>8.1f}")
-    print(f"ratio airflow (api-server + scheduler) / socle idle: "
-          f"{a['api_server_plus_scheduler_mib'] / r['socle_rss_after_pages_mib']:.1f}x")
+    print(f"\n{'idle memory, MiB':<44}{'RSS':>8}{'anon':>8}{'files':>8}")
+    rows = [("socle serve, idle, catalog not read", r["socle_idle"]),
+            ("socle serve, idle after catalog + pages", r["socle_after_pages"]),
+            ("socle serve, idle after the load tests", r["socle_after_load"]),
+            ("airflow api-server", a["api-server"]), ("airflow scheduler", a["scheduler"]),
+            ("airflow api-server + scheduler", a["api-server + scheduler"]),
+            ("airflow dag-processor (also needed)", a["dag-processor"])]
+    for name, m in rows:
+        print(f"{name:<44}{m['rss_mib']:>8.1f}{m['anon_mib']:>8.1f}{m['file_mib']:>8.1f}")
+    print(f"ratio airflow (api-server + scheduler) / socle idle after catalog + pages: "
+          f"{a['api-server + scheduler']['rss_mib'] / r['socle_after_pages']['rss_mib']:.1f}x RSS, "
+          f"{a['api-server + scheduler']['anon_mib'] / r['socle_after_pages']['anon_mib']:.1f}x anon")
     print(f"\n{'UI page (its API calls)':<24}{'median ms':>11}{'max ms':>9}")
     for page, t in r["pages"].items():
         print(f"{page:<24}{t['median_ms']:>11.1f}{t['max_ms']:>9.1f}")
-    print(f"\n{'load (open loop)':<10}{'rate/s':>8}{'requests':>10}{'errors':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'peak MiB':>10}")
+    print(f"\n{'load (open loop)':<10}{'rate/s':>8}{'requests':>10}{'200':>7}{'503':>7}{'other':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'peak MiB':>10}")
     for name, l in r["load"].items():
-        print(f"{name:<10}{l['achieved_rate']:>8.0f}{l['requests']:>10}{l['errors']:>8}{l['p50_ms']:>9.1f}"
-              f"{l['p90_ms']:>9.1f}{l['p99_ms']:>9.1f}{l['max_ms']:>9.1f}{l['server_peak_rss_mib']:>10.1f}")
+        st = l["statuses"]
+        other = l["requests"] - st.get("200", 0) - st.get("503", 0)
+        print(f"{name:<10}{l['achieved_rate']:>8.0f}{l['requests']:>10}{st.get('200', 0):>7}{st.get('503', 0):>7}{other:>7}"
+              f"{l['p50_ms']:>9.1f}{l['p90_ms']:>9.1f}{l['p99_ms']:>9.1f}{l['max_ms']:>9.1f}{l['server_peak_rss_mib']:>10.1f}")
 
 
 if __name__ == "__main__":
