@@ -410,7 +410,9 @@ pub async fn table(
             "id": n["id"], "kind": n["kind"], "name": n["name"], "path": n["path"],
             "materialized": n["materialized"], "tags": n["tags"],
             "depends_on": n["depends_on"], "downstream": downstream,
-            "raw_sql": n["raw_sql"], "compiled_sql": n["compiled_sql"],
+            // Compiled SQL may hold a value a template read from a secret: masked.
+            "raw_sql": n["raw_sql"],
+            "compiled_sql": n["compiled_sql"].as_str().map(socle_core::secrets::redact),
             "tests": n["tests"], "lineage_error": n["lineage_error"],
         })),
         "generated_at": snap.generated_at,
