@@ -3,6 +3,7 @@
 
 mod commands;
 mod context;
+mod memory;
 mod output;
 
 use std::path::PathBuf;
