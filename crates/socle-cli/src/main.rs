@@ -3,7 +3,6 @@
 
 mod commands;
 mod context;
-mod memory;
 mod output;
 
 use std::path::PathBuf;

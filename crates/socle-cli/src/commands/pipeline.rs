@@ -493,7 +493,6 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<ExitCode> {
-    crate::memory::no_readahead_for_code();
     // Paths given on the command line are relative to where socle was started.
     for path in [&mut args.tls_cert, &mut args.tls_key]
         .into_iter()
