@@ -97,6 +97,14 @@ async fn sign_in(c: &Client, base: &str, user: &str) {
     css(c, "#sign-out").await;
 }
 
+/// The green cells of the `daily` grid.
+const GREEN: &str = "section[data-pipeline=daily] td a.cell[data-state=success]";
+
+/// How many elements `selector` finds now.
+async fn count(c: &Client, selector: &str) -> usize {
+    c.find_all(Locator::Css(selector)).await.unwrap().len()
+}
+
 async fn js(c: &Client, script: &str) -> serde_json::Value {
     c.execute(script, vec![]).await.unwrap()
 }
@@ -152,13 +160,7 @@ async fn the_web_ui_in_headless_chromium() {
     // The grid: the scheduled run's tasks, all green.
     sign_in(&c, &base, "u_editor").await;
     css(&c, "section[data-pipeline=daily] table.grid").await;
-    let cells = c
-        .find_all(Locator::Css(
-            "section[data-pipeline=daily] td a.cell[data-state=success]",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(cells.len(), 4);
+    assert_eq!(count(&c, GREEN).await, 4);
     shot(&c, "grid").await;
 
     // Trigger a run and watch it succeed on its page (Gantt and logs).
@@ -185,25 +187,13 @@ async fn the_web_ui_in_headless_chromium() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     css(&c, "svg.gantt rect.bar").await;
-    assert_eq!(
-        c.find_all(Locator::Css("tr[data-state=success]"))
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(count(&c, "tr[data-state=success]").await, 4);
     assert!(text(&c, "details.log summary").await.contains("try 1"));
     shot(&c, "run").await;
     // The grid now has two runs.
     c.goto(&format!("{base}/#/pipelines")).await.unwrap();
     css(&c, "section[data-pipeline=daily] table.grid").await;
-    let cells = c
-        .find_all(Locator::Css(
-            "section[data-pipeline=daily] td a.cell[data-state=success]",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(cells.len(), 8);
+    assert_eq!(count(&c, GREEN).await, 8);
 
     // The catalog, a table, a column's lineage.
     c.goto(&format!("{base}/#/catalog")).await.unwrap();
@@ -246,13 +236,7 @@ async fn the_web_ui_in_headless_chromium() {
         .unwrap();
     css(&c, "#sql-run").await.click().await.unwrap();
     css(&c, "#result-table tbody tr").await;
-    assert_eq!(
-        c.find_all(Locator::Css("#result-table tbody tr"))
-            .await
-            .unwrap()
-            .len(),
-        10
-    );
+    assert_eq!(count(&c, "#result-table tbody tr").await, 10);
     assert!(text(&c, "#sql-status").await.contains("10 rows"));
     css(&c, "svg.chart rect.barv").await;
     shot(&c, "sql").await;

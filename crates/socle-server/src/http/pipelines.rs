@@ -83,6 +83,19 @@ fn pipeline_json(p: &Pipeline) -> Value {
     })
 }
 
+/// A run by id; 404 when there is none.
+async fn run_record(
+    state: &AppState,
+    run_id: &str,
+) -> Result<socle_meta::runs::RunRecord, ApiError> {
+    state
+        .meta
+        .get_run(run_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no run `{run_id}`")))
+}
+
 fn run_json(r: &socle_meta::runs::RunRecord) -> Value {
     json!({
         "run_id": r.run_id, "pipeline": r.pipeline, "logical_date": r.logical_date,
@@ -235,12 +248,7 @@ pub async fn rerun(
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = caller.need(Role::Editor)?;
-    let run = state
-        .meta
-        .get_run(&run_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no run `{run_id}`")))?;
+    let run = run_record(&state, &run_id).await?;
     if matches!(run.state.as_str(), "running" | "queued") {
         return Err(ApiError::conflict(format!(
             "run `{run_id}` is {}: rerun it once it has ended",
@@ -352,12 +360,7 @@ pub async fn run(
     Path(run_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.need(Role::Analyst)?;
-    let run = state
-        .meta
-        .get_run(&run_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no run `{run_id}`")))?;
+    let run = run_record(&state, &run_id).await?;
     let tasks = state.meta.list_tasks(&run_id).await.map_err(internal)?;
     let attempts = state
         .meta
@@ -391,15 +394,7 @@ pub async fn logs(
     Params(q): Params<LogsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.need(Role::Analyst)?;
-    if state
-        .meta
-        .get_run(&run_id)
-        .await
-        .map_err(internal)?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("no run `{run_id}`")));
-    }
+    run_record(&state, &run_id).await?;
     let attempts = state
         .meta
         .list_attempts(&run_id, q.task.as_deref())
