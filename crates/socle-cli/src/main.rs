@@ -95,6 +95,10 @@ pub enum Command {
     /// List the nodes a selection picks
     Ls(commands::dbt::LsArgs),
     Docs(commands::docs::Args),
+    /// Print the catalog the server shows, as JSON (`socle serve` reads it in a child
+    /// process)
+    #[command(hide = true)]
+    CatalogSnapshot,
 }
 
 /// Log output with every known credential masked (see `socle_core::secrets::redact`).

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+pub mod catalog;
 pub mod check;
 pub mod dbt;
 pub mod docs;
@@ -40,5 +41,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,
         Command::Ls(args) => dbt::ls(project, args).await,
         Command::Docs(args) => docs::run(project, args).await,
+        Command::CatalogSnapshot => catalog::run(project).await,
     }
 }

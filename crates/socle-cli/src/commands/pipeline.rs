@@ -576,6 +576,15 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
             query_timeout: server_config.query_timeout,
             max_rows: server_config.max_rows,
             catalog_ttl: server_config.catalog_refresh,
+            // The catalog is read by a child process, so the daemon stays small.
+            catalog_command: std::env::current_exe().ok().map(|exe| {
+                vec![
+                    exe.into_os_string(),
+                    "--project".into(),
+                    env.project.root.clone().into_os_string(),
+                    "catalog-snapshot".into(),
+                ]
+            }),
         };
         let state = socle_server::http::AppState::new(env.clone(), options);
         let server = tokio::spawn(socle_server::http::serve(

@@ -5,28 +5,35 @@
 //! built once, kept as a [`Snapshot`] and rebuilt in the background when it is older than
 //! `catalog_ttl` or after a run the server started (stale-while-revalidate: callers never
 //! wait for a rebuild once there is a snapshot). An idle server builds nothing.
+//!
+//! `socle serve` builds the snapshot in a child process (`socle catalog-snapshot`, see
+//! [`Options::catalog_command`](super::Options)) and keeps only the result: reading 200 Delta
+//! logs and compiling a dbt project would otherwise leave the daemon holding ~150 MiB of
+//! query-engine code and allocator pages it no longer needs. Without a command (the
+//! library's default) it is built in process by [`read`].
 
 use std::collections::BTreeMap;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use socle_warehouse::ColumnInfo;
+use socle_warehouse::{ColumnInfo, Warehouse, WarehouseError};
 
 use super::{ApiError, AppState, Caller, Params, internal};
 use crate::auth::Role;
 
 /// One table or view of the warehouse.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableEntry {
     pub schema: String,
     pub name: String,
     /// `table` or `view`.
-    pub kind: &'static str,
+    pub kind: String,
     pub rows: Option<u64>,
     pub version: Option<i64>,
     pub files: Option<usize>,
@@ -39,7 +46,9 @@ pub struct TableEntry {
 }
 
 /// The catalog as read at one time.
+#[derive(Serialize, Deserialize)]
 pub struct Snapshot {
+    #[serde(skip, default = "Instant::now")]
     built: Instant,
     pub generated_at: String,
     pub build_ms: u64,
@@ -109,19 +118,73 @@ pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> 
     Ok(s)
 }
 
+/// Longest a child process may take to read the catalog.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
 async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
+    let Some(argv) = &state.options.catalog_command else {
+        let wh = state.env.warehouse.get().await.map_err(internal)?;
+        let project = &state.env.project;
+        return read(
+            &project.root,
+            &project.config.name,
+            &project.config.warehouse.default_schema,
+            &wh,
+        )
+        .await
+        .map_err(internal);
+    };
     let started = Instant::now();
-    let wh = state.env.warehouse.get().await.map_err(internal)?;
-    wh.refresh().await.map_err(internal)?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| internal("empty catalog command"))?;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| internal(format!("cannot start the catalog reader: {e}")))?;
+    let out = tokio::time::timeout(CHILD_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| internal("the catalog reader took longer than 10 minutes"))?
+        .map_err(|e| internal(format!("the catalog reader failed: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        return Err(internal(format!(
+            "the catalog reader failed ({}): {}",
+            out.status,
+            last.unwrap_or("no message")
+        )));
+    }
+    let mut snapshot: Snapshot = serde_json::from_slice(&out.stdout)
+        .map_err(|e| internal(format!("the catalog reader's answer does not parse: {e}")))?;
+    snapshot.build_ms = started.elapsed().as_millis() as u64;
+    Ok(snapshot)
+}
+
+/// Reads the catalog: every relation of the warehouse with its columns, row count and
+/// freshness, and (when the project has a `dbt_project.yml`) the dbt nodes documenting
+/// them. What cannot be read is listed in [`Snapshot::notes`], not fatal.
+pub async fn read(
+    root: &std::path::Path,
+    project_name: &str,
+    default_schema: &str,
+    wh: &Warehouse,
+) -> Result<Snapshot, WarehouseError> {
+    let started = Instant::now();
+    wh.refresh().await?;
     let mut notes = Vec::new();
     let mut tables = Vec::new();
-    for r in wh.list_relations(None).await.map_err(internal)? {
+    for r in wh.list_relations(None).await? {
         let name = format!("{}.{}", r.schema, r.name);
         match wh.describe(&name).await {
             Ok(d) => tables.push(TableEntry {
                 schema: d.schema,
                 name: d.name,
-                kind: d.kind,
+                kind: d.kind.to_string(),
                 rows: d.rows,
                 version: d.version,
                 files: d.files,
@@ -133,17 +196,9 @@ async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
             Err(e) => notes.push(format!("{name}: {e}")),
         }
     }
-    let root = &state.env.project.root;
     let (mut nodes, mut results_at) = (Vec::new(), None);
     if root.join("dbt_project.yml").is_file() {
-        match socle_transform::docs::project_data(
-            root,
-            &state.env.project.config.name,
-            &state.env.project.config.warehouse.default_schema,
-            &wh,
-        )
-        .await
-        {
+        match socle_transform::docs::project_data(root, project_name, default_schema, wh).await {
             Ok((data, report)) => {
                 for (id, why) in report.untraced {
                     notes.push(format!("{id}: {why}"));

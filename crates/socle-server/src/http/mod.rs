@@ -61,6 +61,9 @@ pub struct Options {
     /// How long the catalog (tables, columns, row counts, lineage) is served before it is
     /// rebuilt in the background.
     pub catalog_ttl: Duration,
+    /// A program (and its arguments) that prints the catalog as JSON on stdout, run to
+    /// (re)build it in a child process; `None` builds it in this process.
+    pub catalog_command: Option<Vec<std::ffi::OsString>>,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             query_timeout: Duration::from_secs(30),
             max_rows: 10_000,
             catalog_ttl: Duration::from_secs(60),
+            catalog_command: None,
         }
     }
 }
