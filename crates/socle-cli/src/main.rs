@@ -99,6 +99,10 @@ pub enum Command {
     /// process)
     #[command(hide = true)]
     CatalogSnapshot,
+    /// Run the queries `socle serve` hands over stdin and stdout (the server's query
+    /// process)
+    #[command(hide = true)]
+    QueryWorker,
 }
 
 /// Log output with every known credential masked (see `socle_core::secrets::redact`).

@@ -123,6 +123,9 @@ pub struct ServerConfig {
     pub max_rows: usize,
     /// How long the catalog is served before it is read again in the background.
     pub catalog_refresh: std::time::Duration,
+    /// How long the query process (queries through the API run in a child process) stays
+    /// after its last query.
+    pub query_idle: std::time::Duration,
     /// PEM certificate chain and private key: the server speaks HTTPS.
     pub tls: Option<TlsConfig>,
 }
@@ -142,6 +145,7 @@ impl Default for ServerConfig {
             query_timeout: std::time::Duration::from_secs(30),
             max_rows: 10_000,
             catalog_refresh: std::time::Duration::from_secs(60),
+            query_idle: std::time::Duration::from_secs(300),
             tls: None,
         }
     }
@@ -155,6 +159,7 @@ struct RawServer {
     query_timeout: Option<Spanned<crate::duration::DurationText>>,
     max_rows: Option<Spanned<usize>>,
     catalog_refresh: Option<Spanned<crate::duration::DurationText>>,
+    query_idle: Option<Spanned<crate::duration::DurationText>>,
     tls: Option<Spanned<RawTls>>,
 }
 
@@ -416,6 +421,9 @@ impl Config {
         if let Some(t) = &sv.catalog_refresh {
             config.server.catalog_refresh = duration(t, "catalog_refresh")?;
         }
+        if let Some(t) = &sv.query_idle {
+            config.server.query_idle = duration(t, "query_idle")?;
+        }
         if let Some(n) = sv.max_rows {
             if n.value == 0 {
                 return Err(err(loc(&n), "`server.max_rows` must be at least 1".into()));
@@ -636,12 +644,13 @@ mod tests {
 
     #[test]
     fn server_settings() {
-        let c = parse("name: shop\nserver:\n  bind: 0.0.0.0\n  port: 9000\n  query_timeout: 2m\n  max_rows: 500\n  catalog_refresh: 10s\n").unwrap();
+        let c = parse("name: shop\nserver:\n  bind: 0.0.0.0\n  port: 9000\n  query_timeout: 2m\n  max_rows: 500\n  catalog_refresh: 10s\n  query_idle: 90s\n").unwrap();
         assert_eq!(c.server.bind.to_string(), "0.0.0.0");
         assert_eq!(c.server.port, 9000);
         assert_eq!(c.server.query_timeout.as_secs(), 120);
         assert_eq!(c.server.max_rows, 500);
         assert_eq!(c.server.catalog_refresh.as_secs(), 10);
+        assert_eq!(c.server.query_idle.as_secs(), 90);
         let e = parse("name: shop\nserver:\n  bind: localhost\n").unwrap_err();
         assert_eq!(e.location.line, 3, "{e}");
         assert!(e.to_string().contains("not an IP address"), "{e}");

@@ -1,11 +1,11 @@
 //! One module per subcommand; [`run`] dispatches.
 
-pub mod catalog;
 pub mod check;
 pub mod dbt;
 pub mod docs;
 pub mod extract;
 pub mod init;
+pub mod internal;
 pub mod load;
 pub mod pipeline;
 pub mod secrets;
@@ -41,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,
         Command::Ls(args) => dbt::ls(project, args).await,
         Command::Docs(args) => docs::run(project, args).await,
-        Command::CatalogSnapshot => catalog::run(project).await,
+        Command::CatalogSnapshot => internal::catalog_snapshot(project).await,
+        Command::QueryWorker => internal::query_worker(project).await,
     }
 }

@@ -577,14 +577,11 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
             max_rows: server_config.max_rows,
             catalog_ttl: server_config.catalog_refresh,
             // The catalog is read by a child process, so the daemon stays small.
-            catalog_command: std::env::current_exe().ok().map(|exe| {
-                vec![
-                    exe.into_os_string(),
-                    "--project".into(),
-                    env.project.root.clone().into_os_string(),
-                    "catalog-snapshot".into(),
-                ]
-            }),
+            // The catalog is read, and queries run, in child processes, so the daemon
+            // stays small.
+            catalog_command: super::internal::command(&env.project.root, "catalog-snapshot"),
+            query_command: super::internal::command(&env.project.root, "query-worker"),
+            query_idle: server_config.query_idle,
         };
         let state = socle_server::http::AppState::new(env.clone(), options);
         let server = tokio::spawn(socle_server::http::serve(

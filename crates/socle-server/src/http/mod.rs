@@ -64,6 +64,11 @@ pub struct Options {
     /// A program (and its arguments) that prints the catalog as JSON on stdout, run to
     /// (re)build it in a child process; `None` builds it in this process.
     pub catalog_command: Option<Vec<std::ffi::OsString>>,
+    /// A program (and its arguments) that runs queries (the query process, see
+    /// [`query::engine`]); `None` runs them in this process.
+    pub query_command: Option<Vec<std::ffi::OsString>>,
+    /// How long the query process stays after its last query.
+    pub query_idle: Duration,
 }
 
 impl Default for Options {
@@ -74,6 +79,8 @@ impl Default for Options {
             max_rows: 10_000,
             catalog_ttl: Duration::from_secs(60),
             catalog_command: None,
+            query_command: None,
+            query_idle: Duration::from_secs(300),
         }
     }
 }
@@ -92,11 +99,18 @@ pub struct AppState {
     /// Queries running at once (more wait; past `MAX_WAITING` waiting, 503).
     pub(crate) query_slots: tokio::sync::Semaphore,
     pub(crate) queries_waiting: std::sync::atomic::AtomicUsize,
+    /// Where queries run.
+    pub engine: query::engine::Engine,
 }
 
 impl AppState {
     pub fn new(env: RunEnv, options: Options) -> Arc<Self> {
+        let engine = match &options.query_command {
+            Some(command) => query::engine::Engine::child(command.clone(), options.query_idle),
+            None => query::engine::Engine::in_process(env.warehouse.clone()),
+        };
         Arc::new(Self {
+            engine,
             meta: env.meta.clone(),
             env,
             options,

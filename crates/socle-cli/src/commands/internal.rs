@@ -1,0 +1,50 @@
+//! Hidden commands that `socle serve` runs as child processes, so that the daemon does
+//! not keep the query engine's code and memory once their work is done:
+//! - `socle catalog-snapshot` prints the catalog the server shows (tables, columns, row
+//!   counts, freshness, dbt nodes) as JSON on stdout (see `socle_server::http::catalog`);
+//! - `socle query-worker` runs the queries the server hands it over stdin and stdout until
+//!   stdin closes (see `socle_server::http::query::engine`).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::context;
+
+/// The command line running this binary's `subcommand` on the project at `root`.
+pub fn command(root: &Path, subcommand: &str) -> Option<Vec<OsString>> {
+    let exe = std::env::current_exe().ok()?;
+    Some(vec![
+        exe.into_os_string(),
+        "--project".into(),
+        root.as_os_str().to_owned(),
+        subcommand.into(),
+    ])
+}
+
+pub async fn catalog_snapshot(explicit: Option<PathBuf>) -> Result<ExitCode> {
+    let opened = context::open(explicit).await?;
+    let config = &opened.project.config;
+    let snapshot = socle_server::http::catalog::read(
+        &opened.project.root,
+        &config.name,
+        &config.warehouse.default_schema,
+        &opened.warehouse,
+    )
+    .await?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &snapshot).context("cannot write the catalog")?;
+    out.flush().context("cannot write the catalog")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn query_worker(explicit: Option<PathBuf>) -> Result<ExitCode> {
+    let opened = context::open(explicit).await?;
+    socle_server::http::query::engine::serve_stdio(opened.warehouse)
+        .await
+        .context("the query process lost its connection to the server")?;
+    Ok(ExitCode::SUCCESS)
+}
