@@ -109,8 +109,11 @@ def rss_tree(pid, field="VmRSS"):
                 for line in f:
                     if line.startswith(field + ":"):
                         total += int(line.split()[1])
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo += [int(c) for c in f.read().split()]
+            # Each thread lists the children it started (the query process is started
+            # from a runtime thread, not the main one).
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
         except FileNotFoundError:
             pass
     return total
