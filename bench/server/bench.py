@@ -9,7 +9,10 @@ and query endpoints.
    is scheduled from 2099, so an idle server has nothing to do.
 2. `socle serve` (release build) starts; its RSS is read after 10 s (idle, nothing asked
    yet), then after the catalog has been read and every catalog and pipeline page's API
-   calls made, then after the SQL page's query too (idle again, 5 s later each time).
+   calls made, then after the SQL page's query too (idle again, 5 s later each time). The
+   RSS counts the server's child processes: the query process (`socle query-worker`),
+   which runs queries, and the catalog reader while it reads. After the load tests it is
+   read again once the query process has stopped (`server.query_idle`, 20 s here).
 3. UI pages: the API calls each page makes, timed from the client on loopback
    (keep-alive), 20 times each after a first call; median and max are reported.
 4. Load: bench/server/loadgen (open loop, latency from the moment each request was due)
@@ -49,7 +52,7 @@ def write(path, text):
 
 def make_project(socle):
     shutil.rmtree(PROJECT, ignore_errors=True)
-    write(os.path.join(PROJECT, "socle.yml"), "name: catalog200\nserver:\n  catalog_refresh: 1h\n")
+    write(os.path.join(PROJECT, "socle.yml"), "name: catalog200\nserver:\n  catalog_refresh: 1h\n  query_idle: 20s\n")
     write(os.path.join(PROJECT, "dbt_project.yml"),
           "name: catalog200\nversion: '1.0'\nprofile: catalog200\nmodels:\n  catalog200:\n"
           "    +materialized: table\n    staging:\n      +schema: staging\n    marts:\n      +schema: marts\n")
@@ -97,7 +100,7 @@ def make_project(socle):
     return len(tables)
 
 
-def rss_tree(pid, field="VmRSS"):
+def rss_tree(pid, field="VmRSS", children=True):
     """KiB of resident memory of a process and its descendants (`VmRSS`, or its private
     heap part `RssAnon`, or the mapped files `RssFile`: program code and libraries)."""
     total = 0
@@ -111,7 +114,7 @@ def rss_tree(pid, field="VmRSS"):
                         total += int(line.split()[1])
             # Each thread lists the children it started (the query process is started
             # from a runtime thread, not the main one).
-            for task in os.listdir(f"/proc/{p}/task"):
+            for task in os.listdir(f"/proc/{p}/task") if children else []:
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     todo += [int(c) for c in f.read().split()]
         except FileNotFoundError:
@@ -234,6 +237,12 @@ def main():
             time.sleep(2)
         time.sleep(5)
         results["socle_after_load"] = memory(server.pid)
+        # The query process stops after `query_idle` (20 s here, 5 min by default).
+        deadline = time.time() + 120
+        while rss_tree(server.pid) != rss_tree(server.pid, "VmRSS", children=False) and time.time() < deadline:
+            time.sleep(1)
+        time.sleep(2)
+        results["socle_after_query_idle"] = memory(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
@@ -300,6 +309,7 @@ def report(r):
             ("socle serve, idle after the catalog pages", r["socle_after_catalog"]),
             ("socle serve, idle after pages + a query", r["socle_after_pages"]),
             ("socle serve, idle after the load tests", r["socle_after_load"]),
+            ("socle serve, after the query process left", r["socle_after_query_idle"]),
             ("airflow api-server", a["api-server"]), ("airflow scheduler", a["scheduler"]),
             ("airflow api-server + scheduler", a["api-server + scheduler"]),
             ("airflow dag-processor (also needed)", a["dag-processor"])]
