@@ -122,9 +122,30 @@ def rss_tree(pid, field="VmRSS", children=True):
     return total
 
 
+def pss_tree(pid):
+    """KiB of proportional set size of a process and its descendants: a page shared by n
+    processes (the query process maps the same executable as the server) counts 1/n in
+    each, so the tree's pages are counted once."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def memory(pid):
     return {"rss_mib": rss_tree(pid) / 1024, "anon_mib": rss_tree(pid, "RssAnon") / 1024,
-            "file_mib": rss_tree(pid, "RssFile") / 1024}
+            "file_mib": rss_tree(pid, "RssFile") / 1024, "pss_mib": pss_tree(pid) / 1024}
 
 
 def free_port():
@@ -304,7 +325,7 @@ def airflow_idle(airflow):
 def report(r):
     a = r["airflow"]
     print(f"\ncatalog: {r['tables']} tables; first read {r['catalog_first_read_ms']:.0f} ms")
-    print(f"\n{'idle memory, MiB':<44}{'RSS':>8}{'anon':>8}{'files':>8}")
+    print(f"\n{'idle memory, MiB':<44}{'RSS':>8}{'anon':>8}{'files':>8}{'PSS':>8}")
     rows = [("socle serve, idle, catalog not read", r["socle_idle"]),
             ("socle serve, idle after the catalog pages", r["socle_after_catalog"]),
             ("socle serve, idle after pages + a query", r["socle_after_pages"]),
@@ -314,11 +335,12 @@ def report(r):
             ("airflow api-server + scheduler", a["api-server + scheduler"]),
             ("airflow dag-processor (also needed)", a["dag-processor"])]
     for name, m in rows:
-        print(f"{name:<44}{m['rss_mib']:>8.1f}{m['anon_mib']:>8.1f}{m['file_mib']:>8.1f}")
+        print(f"{name:<44}{m['rss_mib']:>8.1f}{m['anon_mib']:>8.1f}{m['file_mib']:>8.1f}{m['pss_mib']:>8.1f}")
     for key, label in [("socle_after_catalog", "the catalog pages"), ("socle_after_pages", "pages + a query")]:
         print(f"ratio airflow (api-server + scheduler) / socle idle after {label}: "
               f"{a['api-server + scheduler']['rss_mib'] / r[key]['rss_mib']:.1f}x RSS, "
-              f"{a['api-server + scheduler']['anon_mib'] / r[key]['anon_mib']:.1f}x anon")
+              f"{a['api-server + scheduler']['anon_mib'] / r[key]['anon_mib']:.1f}x anon, "
+              f"{a['api-server + scheduler']['pss_mib'] / r[key]['pss_mib']:.1f}x PSS")
     print(f"\n{'UI page (its API calls)':<24}{'median ms':>11}{'max ms':>9}")
     for page, t in r["pages"].items():
         print(f"{page:<24}{t['median_ms']:>11.1f}{t['max_ms']:>9.1f}")

@@ -112,6 +112,8 @@ fn queries_and_the_catalog_run_in_child_processes() {
     );
     let first = children(pid, "query-worker");
     assert_eq!(first.len(), 1, "one query process");
+    let metrics = |token: &str| call(port, "GET", "/metrics", &[("Authorization", token)], "").body;
+    assert!(metrics(&analyst).contains("\nsocle_query_process_running 1\n"));
     let csv = call(
         port,
         "POST",
@@ -152,6 +154,7 @@ fn queries_and_the_catalog_run_in_child_processes() {
     eventually("the idle query process stops", 30, || {
         children(pid, "query-worker").is_empty()
     });
+    assert!(metrics(&analyst).contains("\nsocle_query_process_running 0\n"));
     let a = query(
         port,
         &analyst,

@@ -318,6 +318,17 @@ pub async fn metrics(
         .expect("metrics")
         .write(&mut out, state.started);
     history(&state, &mut out).await?;
+    help(
+        &mut out,
+        "socle_query_process_running",
+        "gauge",
+        "1 while the query process (which runs queries through the API) runs; it stops when idle.",
+    );
+    let _ = writeln!(
+        out,
+        "socle_query_process_running {}",
+        u8::from(state.engine.child_pid().is_some())
+    );
     if let Some(snapshot) = state.catalog.current() {
         help(
             &mut out,

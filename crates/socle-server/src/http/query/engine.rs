@@ -337,10 +337,11 @@ pub async fn serve_stdio(wh: Warehouse) -> std::io::Result<()> {
                 len: reply.body.len(),
                 reply,
             };
-            let mut line = serde_json::to_vec(&header).expect("json");
-            line.push(b'\n');
-            out.write_all(&line).await?;
-            out.write_all(&header.reply.body).await?;
+            // One write per reply: each write to stdout is a hop to a blocking thread.
+            let mut frame = serde_json::to_vec(&header).expect("json");
+            frame.push(b'\n');
+            frame.extend_from_slice(&header.reply.body);
+            out.write_all(&frame).await?;
             out.flush().await?;
         }
         Ok::<_, std::io::Error>(())
