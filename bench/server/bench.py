@@ -100,15 +100,15 @@ def make_project(socle):
     return len(tables)
 
 
-def rss_tree(pid, field="VmRSS", children=True):
-    """KiB of resident memory of a process and its descendants (`VmRSS`, or its private
-    heap part `RssAnon`, or the mapped files `RssFile`: program code and libraries)."""
+def tree_sum(pid, file, field, children=True):
+    """KiB summed over `field:` lines of /proc/<p>/<file> for a process and (unless told not
+    to) its descendants."""
     total = 0
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/{file}") as f:
                 for line in f:
                     if line.startswith(field + ":"):
                         total += int(line.split()[1])
@@ -122,25 +122,17 @@ def rss_tree(pid, field="VmRSS", children=True):
     return total
 
 
+def rss_tree(pid, field="VmRSS", children=True):
+    """KiB of resident memory of a process and its descendants (`VmRSS`, or its private
+    heap part `RssAnon`, or the mapped files `RssFile`: program code and libraries)."""
+    return tree_sum(pid, "status", field, children)
+
+
 def pss_tree(pid):
     """KiB of proportional set size of a process and its descendants: a page shared by n
     processes (the query process maps the same executable as the server) counts 1/n in
     each, so the tree's pages are counted once."""
-    total = 0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return total
+    return tree_sum(pid, "smaps_rollup", "Pss")
 
 
 def memory(pid):
