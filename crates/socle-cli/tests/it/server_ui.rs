@@ -194,6 +194,19 @@ async fn the_web_ui_in_headless_chromium() {
     c.goto(&format!("{base}/#/pipelines")).await.unwrap();
     css(&c, "section[data-pipeline=daily] table.grid").await;
     assert_eq!(count(&c, GREEN).await, 8);
+    // From the keyboard: a grid cell takes the focus and Enter opens its run.
+    js(
+        &c,
+        "document.querySelector('section[data-pipeline=daily] a.cell').focus(); return null",
+    )
+    .await;
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    css(&c, "#run-state").await;
 
     // The catalog, a table, a column's lineage.
     c.goto(&format!("{base}/#/catalog")).await.unwrap();
