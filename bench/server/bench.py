@@ -12,7 +12,8 @@ and query endpoints.
    calls made, then after the SQL page's query too (idle again, 5 s later each time). The
    RSS counts the server's child processes: the query process (`socle query-worker`),
    which runs queries, and the catalog reader while it reads. After the load tests it is
-   read again once the query process has stopped (`server.query_idle`, 20 s here).
+   read again once the query process has stopped (`server.query_idle`, 20 s here), and
+   after a run of the pipeline (the build of the 180 models, in task processes).
 3. UI pages: the API calls each page makes, timed from the client on loopback
    (keep-alive), 20 times each after a first call; median and max are reported.
 4. Load: bench/server/loadgen (open loop, latency from the moment each request was due)
@@ -190,6 +191,9 @@ def main():
     token = [l for l in subprocess.run([socle, "tokens", "create", "bench", "--user", "bench", "--role", "analyst"],
                                        cwd=PROJECT, check=True, capture_output=True, text=True).stdout.splitlines()
              if l.startswith("socle_")][0]
+    editor_token = [l for l in subprocess.run([socle, "tokens", "create", "bench-run", "--user", "bench", "--role", "editor"],
+                                              cwd=PROJECT, check=True, capture_output=True, text=True).stdout.splitlines()
+                    if l.startswith("socle_")][0]
     port = free_port()
     server = subprocess.Popen([socle, "serve", "--port", str(port)], cwd=PROJECT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -250,12 +254,22 @@ def main():
             time.sleep(2)
         time.sleep(5)
         results["socle_after_load"] = memory(server.pid)
-        # The query process stops after `query_idle` (20 s here, 5 min by default).
+        # The query process stops after `query_idle` (20 s here, 1 min by default).
         deadline = time.time() + 120
         while rss_tree(server.pid) != rss_tree(server.pid, "VmRSS", children=False) and time.time() < deadline:
             time.sleep(1)
         time.sleep(2)
         results["socle_after_query_idle"] = memory(server.pid)
+        # A pipeline run: the build of the 200 models, in task processes.
+        editor = Api(port, editor_token)
+        run_id = json.loads(editor.call("POST", "/api/pipelines/daily/trigger", {})[1])["run_id"]
+        deadline = time.time() + 900
+        while json.loads(editor.call("GET", f"/api/runs/{run_id}")[1])["state"] in ("running", "queued"):
+            if time.time() > deadline:
+                raise SystemExit("the pipeline run did not end")
+            time.sleep(1)
+        time.sleep(5)
+        results["socle_after_run"] = memory(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
@@ -323,6 +337,7 @@ def report(r):
             ("socle serve, idle after pages + a query", r["socle_after_pages"]),
             ("socle serve, idle after the load tests", r["socle_after_load"]),
             ("socle serve, after the query process left", r["socle_after_query_idle"]),
+            ("socle serve, idle after a pipeline run", r["socle_after_run"]),
             ("airflow api-server", a["api-server"]), ("airflow scheduler", a["scheduler"]),
             ("airflow api-server + scheduler", a["api-server + scheduler"]),
             ("airflow dag-processor (also needed)", a["dag-processor"])]

@@ -103,6 +103,9 @@ pub enum Command {
     /// process)
     #[command(hide = true)]
     QueryWorker,
+    /// Make one attempt of a task for `socle serve`'s scheduler (a task process)
+    #[command(hide = true)]
+    TaskAttempt,
 }
 
 /// Log output with every known credential masked (see `socle_core::secrets::redact`).

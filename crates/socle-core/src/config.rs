@@ -145,7 +145,7 @@ impl Default for ServerConfig {
             query_timeout: std::time::Duration::from_secs(30),
             max_rows: 10_000,
             catalog_refresh: std::time::Duration::from_secs(60),
-            query_idle: std::time::Duration::from_secs(300),
+            query_idle: std::time::Duration::from_secs(60),
             tls: None,
         }
     }

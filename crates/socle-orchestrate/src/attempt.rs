@@ -9,6 +9,7 @@ use socle_meta::runs::{AttemptRecord, TaskRecord};
 
 use crate::pipeline::{Pipeline, Policy, TaskSpec};
 use crate::runner::{Event, RunProgress, TaskState, now_text};
+use crate::tasks::process::run as process;
 use crate::tasks::{Log, TaskContext};
 
 /// The delay before attempt `try_number + 1` (1-based tries).
@@ -136,14 +137,14 @@ pub(crate) async fn attempt_all(
             );
         }
         let outcome = match spec.policy.timeout {
-            Some(limit) => match tokio::time::timeout(limit, kind.run(spec, &ctx)).await {
+            Some(limit) => match tokio::time::timeout(limit, process(kind, spec, &ctx)).await {
                 Ok(r) => r,
                 Err(_) => Err(crate::tasks::TaskFailure::new(format!(
                     "timed out after {}",
                     human(limit)
                 ))),
             },
-            None => kind.run(spec, &ctx).await,
+            None => process(kind, spec, &ctx).await,
         };
         let elapsed = t0.elapsed();
         record.ended_at = Some(now_text());

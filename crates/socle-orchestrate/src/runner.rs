@@ -37,6 +37,38 @@ pub struct RunEnv {
     pub pools: Arc<crate::pools::Pools>,
     /// Runs whose SLA miss was alerted already (the daemon alerts runs still in flight).
     pub sla_alerted: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// A program (and its arguments) that runs one attempt of a task which uses the
+    /// warehouse, in a child process (see [`crate::tasks::process`]); `None` runs them in
+    /// this process. The daemon sets it, so that a build does not leave the query engine's
+    /// memory in it.
+    pub task_command: Option<Vec<std::ffi::OsString>>,
+}
+
+/// The context of one task of a run (its template values, the project, the warehouse).
+pub fn task_context(
+    env: &RunEnv,
+    pipeline: &Pipeline,
+    run_id: &str,
+    task: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) -> TaskContext {
+    let tz = zone(pipeline);
+    let dates = RunDates { start, end, tz };
+    TaskContext {
+        project: env.project.clone(),
+        warehouse: env.warehouse.clone(),
+        template: crate::template::context(&dates, run_id, &pipeline.name, task, &pipeline.params),
+        log: Log::default(),
+        pipeline: pipeline.name.clone(),
+        alerter: env.alerter.clone(),
+        meta: None,
+        run_id: run_id.to_string(),
+        ds: start.with_timezone(&tz).format("%Y-%m-%d").to_string(),
+        data_interval_start: start.with_timezone(&tz).to_rfc3339(),
+        data_interval_end: end.with_timezone(&tz).to_rfc3339(),
+        task_command: env.task_command.clone(),
+        interval: (start, end),
+    }
 }
 
 /// One run to make.
@@ -258,11 +290,6 @@ pub async fn execute(
     progress.event(&Event::RunStarted {
         run_id: run_id.clone(),
     });
-    let dates = RunDates {
-        start: req.start,
-        end: req.end,
-        tz,
-    };
     let order = crate::dag::order(&pipeline.tasks);
     let selected: Vec<String> = order
         .into_iter()
@@ -335,25 +362,7 @@ pub async fn execute(
                 results.push((name, state, Duration::ZERO, message));
                 continue;
             }
-            let ctx = TaskContext {
-                project: env.project.clone(),
-                warehouse: env.warehouse.clone(),
-                template: crate::template::context(
-                    &dates,
-                    &run_id,
-                    &pipeline.name,
-                    &name,
-                    &pipeline.params,
-                ),
-                log: Log::default(),
-                pipeline: pipeline.name.clone(),
-                alerter: env.alerter.clone(),
-                meta: None,
-                run_id: run_id.clone(),
-                ds: local.format("%Y-%m-%d").to_string(),
-                data_interval_start: req.start.with_timezone(&tz).to_rfc3339(),
-                data_interval_end: req.end.with_timezone(&tz).to_rfc3339(),
-            };
+            let ctx = task_context(env, &pipeline, &run_id, &name, (req.start, req.end));
             let (meta, progress, spec, pipe) = (
                 env.meta.clone(),
                 progress.clone(),

@@ -3,7 +3,9 @@
 //! - `socle catalog-snapshot` prints the catalog the server shows (tables, columns, row
 //!   counts, freshness, dbt nodes) as JSON on stdout (see `socle_server::http::catalog`);
 //! - `socle query-worker` runs the queries the server hands it over stdin and stdout until
-//!   stdin closes (see `socle_server::http::query::engine`).
+//!   stdin closes (see `socle_server::http::query::engine`);
+//! - `socle task-attempt` makes one attempt of a task that uses the warehouse for the
+//!   scheduler (see `socle_orchestrate::tasks::process`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -38,6 +40,20 @@ pub async fn catalog_snapshot(explicit: Option<PathBuf>) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &snapshot).context("cannot write the catalog")?;
     out.flush().context("cannot write the catalog")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn task_attempt(explicit: Option<PathBuf>) -> Result<ExitCode> {
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+        .context("cannot read the attempt to make")?;
+    let request: socle_orchestrate::tasks::process::AttemptRequest =
+        serde_json::from_str(&input).context("the attempt to make does not parse")?;
+    let (project, meta) = context::open_meta(explicit).await?;
+    let project = std::sync::Arc::new(project);
+    let warehouse = socle_orchestrate::lazy::LazyWarehouse::new(project.clone(), meta.clone());
+    let env = super::pipeline::env_with(project, meta, warehouse);
+    socle_orchestrate::tasks::process::attempt_here(&env, &request).await;
     Ok(ExitCode::SUCCESS)
 }
 

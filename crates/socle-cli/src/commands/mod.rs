@@ -43,5 +43,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Docs(args) => docs::run(project, args).await,
         Command::CatalogSnapshot => internal::catalog_snapshot(project).await,
         Command::QueryWorker => internal::query_worker(project).await,
+        Command::TaskAttempt => internal::task_attempt(project).await,
     }
 }

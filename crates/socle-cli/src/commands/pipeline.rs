@@ -294,7 +294,7 @@ fn env_of(opened: &crate::context::Opened) -> RunEnv {
     env_with(project, opened.meta.clone(), warehouse)
 }
 
-fn env_with(
+pub(crate) fn env_with(
     project: Arc<socle_core::Project>,
     meta: socle_meta::MetaDb,
     warehouse: socle_orchestrate::lazy::LazyWarehouse,
@@ -305,6 +305,7 @@ fn env_with(
         stop_on_ctrl_c: true,
         pools: socle_orchestrate::pools::Pools::new(&project.config.pools),
         sla_alerted: Default::default(),
+        task_command: None,
         alerter: (!project.config.alerts.channels.is_empty()).then(|| {
             socle_orchestrate::alerts::Alerter::new(project.config.alerts.clone(), &project.root)
         }),
@@ -527,6 +528,8 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
     // The warehouse opens when a task (or the server's catalog) first needs it.
     let env = RunEnv {
         stop_on_ctrl_c: false,
+        // Tasks that use the warehouse run in task processes, so the daemon stays small.
+        task_command: super::internal::command(&project.root, "task-attempt"),
         ..{
             let project = Arc::new(project);
             let warehouse =

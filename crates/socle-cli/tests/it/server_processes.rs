@@ -143,12 +143,12 @@ fn queries_and_the_catalog_run_in_child_processes() {
         "{}",
         bad.body
     );
-    let write = query(
+    let analyst_write = query(
         port,
         &analyst,
         serde_json::json!({"sql": "DROP TABLE sales"}),
     );
-    assert_eq!(write.status, 400, "{}", write.body);
+    assert_eq!(analyst_write.status, 400, "{}", analyst_write.body);
 
     // Idle for `query_idle`: the process stops; the next query starts another.
     eventually("the idle query process stops", 30, || {
@@ -224,6 +224,63 @@ fn queries_and_the_catalog_run_in_child_processes() {
     assert_ne!(children(pid, "query-worker"), victim);
     let health = call(port, "GET", "/healthz", &[], "");
     assert_eq!(health.status, 200);
+
+    // Tasks that use the warehouse run in a task process; a timeout kills it.
+    write(
+        &dir,
+        "pipelines/crunch.yml",
+        "tasks:\n  tally:\n    kind: sql\n    sql: CREATE OR REPLACE TABLE tally AS SELECT region, count(*) AS n FROM sales GROUP BY region\n  spin:\n    kind: sql\n    sql: SELECT count(*) FROM generate_series(1, 100000000000) t\n    timeout: 4s\n    retries: 0\n    depends_on: [tally]\n",
+    );
+    let run = call(
+        port,
+        "POST",
+        "/api/pipelines/crunch/trigger",
+        &[("Authorization", &editor)],
+        "{}",
+    );
+    assert_eq!(run.status, 202, "{}", run.body);
+    let run_id = run.json()["run_id"].as_str().unwrap().to_string();
+    eventually("the slow task runs in a task process", 60, || {
+        children(pid, "task-attempt").len() == 1
+    });
+    let mut detail = serde_json::Value::Null;
+    eventually("the run ends", 60, || {
+        detail = call(
+            port,
+            "GET",
+            &format!("/api/runs/{run_id}"),
+            &[("Authorization", &analyst)],
+            "",
+        )
+        .json();
+        !matches!(detail["state"].as_str(), Some("running" | "queued"))
+    });
+    assert_eq!(detail["state"], "failed", "{detail}");
+    let logs = call(
+        port,
+        "GET",
+        &format!("/api/runs/{run_id}/logs"),
+        &[("Authorization", &analyst)],
+        "",
+    )
+    .body;
+    assert!(
+        logs.contains("statement 1: "),
+        "the task process's log lines: {logs}"
+    );
+    assert!(logs.contains("timed out after 4.0s"), "{logs}");
+    eventually("the timed-out task process is gone", 20, || {
+        children(pid, "task-attempt").is_empty()
+    });
+    let tally = query(
+        port,
+        &analyst,
+        serde_json::json!({"sql": "SELECT region, n FROM tally ORDER BY region"}),
+    );
+    assert_eq!(
+        tally.json()["rows"],
+        serde_json::json!([["north", 2], ["south", 1]])
+    );
 
     // At shutdown the query process goes with the server.
     let last = children(pid, "query-worker");

@@ -19,26 +19,11 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::process::GroupGuard;
 use super::{TaskContext, TaskFailure, TaskKind};
 use crate::pipeline::{StringOrList, TaskSpec};
 
 pub struct Command;
-
-/// Kills the child's process group unless the child was reaped.
-struct GroupGuard {
-    pgid: Option<i32>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
-    }
-}
 
 #[async_trait]
 impl TaskKind for Command {

@@ -71,6 +71,10 @@ fn render_vars(ctx: &TaskContext, v: &serde_json::Value) -> Result<serde_json::V
 
 #[async_trait]
 impl TaskKind for Dbt {
+    fn uses_warehouse(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         match self.which {
             Which::Build => "build",

@@ -52,6 +52,10 @@ impl Progress for LogProgress {
 
 #[async_trait]
 impl TaskKind for Extract {
+    fn uses_warehouse(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "extract"
     }

@@ -7,6 +7,7 @@ mod command;
 mod dbt;
 mod extract;
 mod notify;
+pub mod process;
 mod sql;
 
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,10 @@ pub struct TaskContext {
     pub ds: String,
     pub data_interval_start: String,
     pub data_interval_end: String,
+    /// The run's data interval (UTC).
+    pub interval: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    /// Run kinds that use the warehouse in a child process (see [`process`]).
+    pub task_command: Option<Vec<std::ffi::OsString>>,
 }
 
 impl TaskContext {
@@ -72,8 +77,17 @@ impl TaskFailure {
 
 /// The log of one attempt: what the task printed and what socle says about it. Keeps the
 /// last [`Log::LIMIT`] bytes (the end of a log is where the error is).
-#[derive(Debug, Clone, Default)]
-pub struct Log(Arc<Mutex<LogBuf>>);
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<LogBuf>>, Option<Sink>);
+
+/// Where a streaming log also sends each line.
+type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Log").field(&self.0).finish()
+    }
+}
 
 #[derive(Debug, Default)]
 struct LogBuf {
@@ -84,8 +98,17 @@ struct LogBuf {
 impl Log {
     pub const LIMIT: usize = 1 << 20;
 
+    /// A log that also hands every line to `sink` as it is written (a task process sends
+    /// its lines to the server this way).
+    pub fn streaming(sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::default(), Some(Arc::new(sink)))
+    }
+
     pub fn line(&self, text: &str) {
         let text = &socle_core::secrets::redact(text);
+        if let Some(sink) = &self.1 {
+            sink(text);
+        }
         let mut buf = self.0.lock().expect("log lock");
         buf.text.push_str(text);
         if !text.ends_with('\n') {
@@ -128,6 +151,10 @@ pub trait TaskKind: Send + Sync {
     fn check(&self, spec: &TaskSpec) -> Result<(), String>;
     /// Runs one attempt; `Ok` carries a one-line summary.
     async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure>;
+    /// Whether it opens the warehouse: the daemon then runs it in a task process.
+    fn uses_warehouse(&self) -> bool {
+        false
+    }
 }
 
 /// Every task kind. Add a kind here (and a module above).

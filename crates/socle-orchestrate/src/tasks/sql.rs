@@ -19,6 +19,10 @@ pub struct Sql;
 
 #[async_trait]
 impl TaskKind for Sql {
+    fn uses_warehouse(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "sql"
     }

@@ -80,7 +80,7 @@ impl Default for Options {
             catalog_ttl: Duration::from_secs(60),
             catalog_command: None,
             query_command: None,
-            query_idle: Duration::from_secs(300),
+            query_idle: Duration::from_secs(60),
         }
     }
 }
