@@ -88,16 +88,7 @@ impl TaskKind for Command {
         let mut child = cmd
             .spawn()
             .map_err(|e| TaskFailure::new(format!("cannot start `{}`: {e}", argv[0])))?;
-        let mut guard = GroupGuard {
-            pgid: child.id().map(|p| p as i32),
-        };
-        if let (Some(pgid), Some((meta, task, try_number))) = (guard.pgid, &ctx.meta)
-            && let Err(e) = meta
-                .set_attempt_pgid(&ctx.run_id, task, *try_number, i64::from(pgid))
-                .await
-        {
-            tracing::warn!("process group of {task} not recorded: {e}");
-        }
+        let mut guard = GroupGuard::recorded(&child, ctx).await;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let log_out = ctx.log.clone();

@@ -52,6 +52,24 @@ pub(crate) struct GroupGuard {
     pub pgid: Option<i32>,
 }
 
+impl GroupGuard {
+    /// Guards the process group `child` leads, and records it on the attempt's row so that
+    /// a daemon taking over after a crash can kill it.
+    pub async fn recorded(child: &tokio::process::Child, ctx: &TaskContext) -> Self {
+        let guard = Self {
+            pgid: child.id().map(|p| p as i32),
+        };
+        if let (Some(pgid), Some((meta, task, try_number))) = (guard.pgid, &ctx.meta)
+            && let Err(e) = meta
+                .set_attempt_pgid(&ctx.run_id, task, *try_number, i64::from(pgid))
+                .await
+        {
+            tracing::warn!("process group of {task} not recorded: {e}");
+        }
+        guard
+    }
+}
+
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid {
@@ -102,16 +120,7 @@ async fn in_child(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| TaskFailure::new(format!("cannot start the task process: {e}")))?;
-    let mut guard = GroupGuard {
-        pgid: child.id().map(|p| p as i32),
-    };
-    if let (Some(pgid), Some((meta, task, try_number))) = (guard.pgid, &ctx.meta)
-        && let Err(e) = meta
-            .set_attempt_pgid(&ctx.run_id, task, *try_number, i64::from(pgid))
-            .await
-    {
-        tracing::warn!("process group of {task} not recorded: {e}");
-    }
+    let mut guard = GroupGuard::recorded(&child, ctx).await;
     let mut stdin = child.stdin.take().expect("piped");
     let line = serde_json::to_vec(&request).expect("json");
     stdin
