@@ -264,10 +264,12 @@ def main():
         editor = Api(port, editor_token)
         run_id = json.loads(editor.call("POST", "/api/pipelines/daily/trigger", {})[1])["run_id"]
         deadline = time.time() + 900
-        while json.loads(editor.call("GET", f"/api/runs/{run_id}")[1])["state"] in ("running", "queued"):
+        while (state := json.loads(editor.call("GET", f"/api/runs/{run_id}")[1])["state"]) in ("running", "queued"):
             if time.time() > deadline:
                 raise SystemExit("the pipeline run did not end")
             time.sleep(1)
+        if state != "success":
+            raise SystemExit(f"the pipeline run ended {state}")
         time.sleep(5)
         results["socle_after_run"] = memory(server.pid)
     finally:
