@@ -50,6 +50,18 @@ pub struct RunTimes {
 }
 
 impl MetaDb {
+    /// When the latest pipeline run or extraction ended (RFC 3339), whichever process made
+    /// it: the server's catalog is read again after it.
+    pub async fn last_ended_at(&self) -> Result<Option<String>, MetaError> {
+        let row = sqlx::query(
+            "SELECT MAX(m) FROM (SELECT MAX(ended_at) AS m FROM pipeline_runs
+             UNION ALL SELECT MAX(ended_at) AS m FROM extract_runs) t",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<Option<String>, _>(0)?)
+    }
+
     pub async fn run_counts(&self) -> Result<Vec<RunCount>, MetaError> {
         let rows = sqlx::query(
             "SELECT pipeline, state, run_trigger, COUNT(*) FROM pipeline_runs

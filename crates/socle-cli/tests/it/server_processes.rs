@@ -88,7 +88,18 @@ fn queries_and_the_catalog_run_in_child_processes() {
     let (port, pid) = (server.port, server.child.id());
     assert!(children(pid, "query-worker").is_empty(), "started early");
 
-    // The catalog is read by a child that exits once it has answered.
+    // The catalog is read at start, by a child that exits once it has answered.
+    eventually("the catalog is read at start", 60, || {
+        let p = call(
+            port,
+            "GET",
+            "/api/project",
+            &[("Authorization", &analyst)],
+            "",
+        )
+        .json();
+        p["catalog_read_ms"].is_u64() && p["tables"] == 1
+    });
     let tables = call(
         port,
         "GET",

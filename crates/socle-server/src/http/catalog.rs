@@ -4,13 +4,14 @@
 //! Reading it means opening every Delta table and compiling the dbt project, so it is
 //! built once, kept as a [`Snapshot`] and rebuilt in the background when it is older than
 //! `catalog_ttl` or after a run the server started (stale-while-revalidate: callers never
-//! wait for a rebuild once there is a snapshot). An idle server builds nothing.
+//! wait for a rebuild once there is a snapshot). An idle server rebuilds nothing.
 //!
 //! `socle serve` builds the snapshot in a child process (`socle catalog-snapshot`, see
 //! [`Options::catalog_command`](super::Options)) and keeps only the result: reading 200 Delta
 //! logs and compiling a dbt project would otherwise leave the daemon holding ~150 MiB of
-//! query-engine code and allocator pages it no longer needs. Without a command (the
-//! library's default) it is built in process by [`read`].
+//! query-engine code and allocator pages it no longer needs. It is then read once as the
+//! server starts, so that the first visitor does not wait. Without a command (the
+//! library's default) it is built in process by [`read`], at the first request.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -72,7 +73,12 @@ pub struct Cache {
     current: RwLock<Option<Arc<Snapshot>>>,
     building: tokio::sync::Mutex<()>,
     stale: AtomicBool,
+    /// When the run history was last asked whether a run ended after the snapshot.
+    checked: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How often the run history is asked whether data changed since the snapshot.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Cache {
     /// The snapshot served now, if one was built.
@@ -86,20 +92,42 @@ impl Cache {
     }
 }
 
-/// The catalog to answer from: the current snapshot (rebuilt in the background when old),
-/// or, the first time, one built now.
+/// The catalog to answer from. The current snapshot while it is younger than
+/// `catalog_ttl` (then read again in the background, the caller served the old one), or
+/// read again now when data changed since it was read (a run or an extraction ended, a
+/// write went through the API): the caller waits for the new one, and so do the callers
+/// that come meanwhile. The first time, one read now.
 pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> {
     if let Some(s) = state.catalog.current() {
-        let old = s.built.elapsed() > state.options.catalog_ttl
-            || state.catalog.stale.load(Ordering::Relaxed);
-        if old && let Ok(guard) = state.catalog.building.try_lock() {
+        if state.catalog.stale.load(Ordering::Relaxed) || changed_since(state, &s).await {
+            let _guard = state.catalog.building.lock().await;
+            if let Some(now) = state.catalog.current()
+                && !Arc::ptr_eq(&now, &s)
+            {
+                return Ok(now);
+            }
+            state.catalog.stale.store(false, Ordering::Relaxed);
+            return match build(state).await {
+                Ok(new) => {
+                    let new = Arc::new(new);
+                    *state.catalog.current.write().expect("catalog") = Some(new.clone());
+                    Ok(new)
+                }
+                Err(e) => {
+                    tracing::warn!("catalog not refreshed: {}", e.1);
+                    Ok(s)
+                }
+            };
+        }
+        if s.built.elapsed() > state.options.catalog_ttl
+            && let Ok(guard) = state.catalog.building.try_lock()
+        {
             drop(guard);
             let state = state.clone();
             tokio::spawn(async move {
                 let Ok(_guard) = state.catalog.building.try_lock() else {
                     return;
                 };
-                state.catalog.stale.store(false, Ordering::Relaxed);
                 match build(&state).await {
                     Ok(s) => *state.catalog.current.write().expect("catalog") = Some(Arc::new(s)),
                     Err(e) => tracing::warn!("catalog not refreshed: {}", e.1),
@@ -120,6 +148,26 @@ pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> 
 
 /// Longest a child process may take to read the catalog.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether a pipeline run or an extraction (the scheduler's, or another process's) ended
+/// after `s` was read; asked of the database at most every [`CHECK_EVERY`].
+async fn changed_since(state: &AppState, s: &Snapshot) -> bool {
+    {
+        let mut checked = state.catalog.checked.lock().expect("catalog");
+        if checked.is_some_and(|t| t.elapsed() < CHECK_EVERY) {
+            return false;
+        }
+        *checked = Some(Instant::now());
+    }
+    match state.meta.last_ended_at().await {
+        Ok(Some(ended)) => ended > s.generated_at,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!("catalog: the run history does not answer: {e}");
+            false
+        }
+    }
+}
 
 async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
     let Some(argv) = &state.options.catalog_command else {
@@ -175,6 +223,8 @@ pub async fn read(
     wh: &Warehouse,
 ) -> Result<Snapshot, WarehouseError> {
     let started = Instant::now();
+    // As of when reading began: what changes while it reads makes it stale.
+    let generated_at = super::now();
     wh.refresh().await?;
     let mut notes = Vec::new();
     let mut tables = Vec::new();
@@ -235,7 +285,7 @@ pub async fn read(
     }
     Ok(Snapshot {
         built: Instant::now(),
-        generated_at: super::now(),
+        generated_at,
         build_ms: started.elapsed().as_millis() as u64,
         tables,
         nodes,
@@ -267,6 +317,7 @@ pub async fn project(
         "dbt_project": root.join("dbt_project.yml").is_file(),
         "tables": catalog.as_ref().map(|c| c.tables.len()),
         "catalog_generated_at": catalog.as_ref().map(|c| c.generated_at.clone()),
+        "catalog_read_ms": catalog.as_ref().map(|c| c.build_ms),
         "limits": {
             "query_timeout_seconds": state.options.query_timeout.as_secs_f64(),
             "max_rows": state.options.max_rows,

@@ -573,6 +573,16 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if state.options.catalog_command.is_some() {
+        // Read by a child process, the catalog costs the server only its answer: have it
+        // ready before the first visitor asks.
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = catalog::snapshot(&state).await {
+                tracing::warn!("catalog not read at start: {}", e.1);
+            }
+        });
+    }
     let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
     match tls {
         None => {
