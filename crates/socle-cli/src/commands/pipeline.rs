@@ -579,7 +579,6 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
             query_timeout: server_config.query_timeout,
             max_rows: server_config.max_rows,
             catalog_ttl: server_config.catalog_refresh,
-            // The catalog is read by a child process, so the daemon stays small.
             // The catalog is read, and queries run, in child processes, so the daemon
             // stays small.
             catalog_command: super::internal::command(&env.project.root, "catalog-snapshot"),

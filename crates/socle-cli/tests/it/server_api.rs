@@ -66,6 +66,25 @@ impl Api {
     }
 }
 
+/// Adds user `u_<role>` with that role (password [`PASSWORD`]) and an API token of it;
+/// answers the `Authorization` header that carries the token.
+pub fn user_with_token(dir: &std::path::Path, role: &str) -> String {
+    let user = format!("u_{role}");
+    let (okay, out, err) = run_with(
+        dir,
+        &["users", "add", &user, "--role", role, "--password-stdin"],
+        &[],
+        PASSWORD,
+    );
+    assert!(okay, "{out}{err}");
+    let out = ok(
+        dir,
+        &["tokens", "create", "t", "--user", &user, "--role", role],
+    );
+    let token = out.lines().find(|l| l.starts_with("socle_")).unwrap();
+    format!("Bearer {token}")
+}
+
 /// The shop, served, with one user and API token per role (password [`PASSWORD`]) and
 /// its scheduled run done.
 pub fn setup() -> (
@@ -84,20 +103,7 @@ pub fn setup() -> (
     let server = start(&dir);
     let mut tokens = Vec::new();
     for role in ROLES {
-        let user = format!("u_{role}");
-        let (okay, out, err) = run_with(
-            &dir,
-            &["users", "add", &user, "--role", role, "--password-stdin"],
-            &[],
-            PASSWORD,
-        );
-        assert!(okay, "{out}{err}");
-        let out = ok(
-            &dir,
-            &["tokens", "create", "t", "--user", &user, "--role", role],
-        );
-        let token = out.lines().find(|l| l.starts_with("socle_")).unwrap();
-        tokens.push((role.to_string(), format!("Bearer {token}")));
+        tokens.push((role.to_string(), user_with_token(&dir, role)));
     }
     let api = Api {
         port: server.port,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::server::{Answer, call, start};
+use crate::server_api::user_with_token;
 
 /// The server's child processes running `socle <subcommand>` (each thread lists the
 /// children it started).
@@ -39,21 +40,8 @@ fn eventually(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn token(dir: &std::path::Path, role: &str) -> String {
-    let user = format!("u_{role}");
-    let (okay, out, err) = run_with(
-        dir,
-        &["users", "add", &user, "--role", role, "--password-stdin"],
-        &[],
-        "a long enough passphrase",
-    );
-    assert!(okay, "{out}{err}");
-    let out = ok(
-        dir,
-        &["tokens", "create", "t", "--user", &user, "--role", role],
-    );
-    let token = out.lines().find(|l| l.starts_with("socle_")).unwrap();
-    format!("Bearer {token}")
+fn get(port: u16, token: &str, path: &str) -> Answer {
+    call(port, "GET", path, &[("Authorization", token)], "")
 }
 
 fn query(port: u16, token: &str, body: serde_json::Value) -> Answer {
@@ -83,30 +71,17 @@ fn queries_and_the_catalog_run_in_child_processes() {
         ],
     );
     let server = start(&dir);
-    let analyst = token(&dir, "analyst");
-    let editor = token(&dir, "editor");
+    let analyst = user_with_token(&dir, "analyst");
+    let editor = user_with_token(&dir, "editor");
     let (port, pid) = (server.port, server.child.id());
     assert!(children(pid, "query-worker").is_empty(), "started early");
 
     // The catalog is read at start, by a child that exits once it has answered.
     eventually("the catalog is read at start", 60, || {
-        let p = call(
-            port,
-            "GET",
-            "/api/project",
-            &[("Authorization", &analyst)],
-            "",
-        )
-        .json();
+        let p = get(port, &analyst, "/api/project").json();
         p["catalog_read_ms"].is_u64() && p["tables"] == 1
     });
-    let tables = call(
-        port,
-        "GET",
-        "/api/tables",
-        &[("Authorization", &analyst)],
-        "",
-    );
+    let tables = get(port, &analyst, "/api/tables");
     assert_eq!(tables.status, 200, "{}", tables.body);
     assert!(tables.body.contains("\"sales\""), "{}", tables.body);
     eventually("the catalog reader exits", 20, || {
@@ -123,7 +98,7 @@ fn queries_and_the_catalog_run_in_child_processes() {
     );
     let first = children(pid, "query-worker");
     assert_eq!(first.len(), 1, "one query process");
-    let metrics = |token: &str| call(port, "GET", "/metrics", &[("Authorization", token)], "").body;
+    let metrics = |token: &str| get(port, token, "/metrics").body;
     assert!(metrics(&analyst).contains("\nsocle_query_process_running 1\n"));
     let csv = call(
         port,
@@ -185,15 +160,9 @@ fn queries_and_the_catalog_run_in_child_processes() {
     );
     assert_eq!(made.status, 200, "{}", made.body);
     eventually("the catalog shows the new table", 30, || {
-        call(
-            port,
-            "GET",
-            "/api/tables",
-            &[("Authorization", &analyst)],
-            "",
-        )
-        .body
-        .contains("\"big_sales\"")
+        get(port, &analyst, "/api/tables")
+            .body
+            .contains("\"big_sales\"")
     });
 
     // The query process dies during a query: that query fails with a message, the server
@@ -256,25 +225,11 @@ fn queries_and_the_catalog_run_in_child_processes() {
     });
     let mut detail = serde_json::Value::Null;
     eventually("the run ends", 60, || {
-        detail = call(
-            port,
-            "GET",
-            &format!("/api/runs/{run_id}"),
-            &[("Authorization", &analyst)],
-            "",
-        )
-        .json();
+        detail = get(port, &analyst, &format!("/api/runs/{run_id}")).json();
         !matches!(detail["state"].as_str(), Some("running" | "queued"))
     });
     assert_eq!(detail["state"], "failed", "{detail}");
-    let logs = call(
-        port,
-        "GET",
-        &format!("/api/runs/{run_id}/logs"),
-        &[("Authorization", &analyst)],
-        "",
-    )
-    .body;
+    let logs = get(port, &analyst, &format!("/api/runs/{run_id}/logs")).body;
     assert!(
         logs.contains("statement 1: "),
         "the task process's log lines: {logs}"

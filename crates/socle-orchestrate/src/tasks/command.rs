@@ -112,15 +112,9 @@ impl TaskKind for Command {
         if status.success() {
             return Ok(format!("`{}` exited with 0", argv[0]));
         }
-        let code = status.code().map(i64::from);
-        let how = match (code, std::os::unix::process::ExitStatusExt::signal(&status)) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(sig)) => format!("killed by signal {sig}"),
-            _ => "failed".to_string(),
-        };
         Err(TaskFailure {
-            exit_code: code,
-            ..TaskFailure::new(format!("`{}` {how}", argv[0]))
+            exit_code: status.code().map(i64::from),
+            ..TaskFailure::new(format!("`{}` {}", argv[0], super::process::ended(&status)))
         })
     }
 }

@@ -47,6 +47,18 @@ enum Line {
     },
 }
 
+/// How a program ended, for a failure message: `exited with status 2`, `killed by signal 9`.
+pub(crate) fn ended(status: &std::process::ExitStatus) -> String {
+    match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(status),
+    ) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "failed".to_string(),
+    }
+}
+
 /// Kills a process group when dropped (an attempt timed out or its run was stopped).
 pub(crate) struct GroupGuard {
     pub pgid: Option<i32>,
@@ -167,15 +179,11 @@ async fn in_child(
         return result;
     }
     let how = match status {
-        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".to_string(),
-        },
+        Ok(s) => ended(&s),
         Err(e) => format!("could not be waited for: {e}"),
     };
     Err(TaskFailure::new(format!(
-        "the task process {how} before it finished the task"
+        "the task process ended before it finished the task: {how}"
     )))
 }
 

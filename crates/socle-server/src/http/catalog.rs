@@ -2,9 +2,10 @@
 //! freshness and descriptions, search, the lineage graph and test results.
 //!
 //! Reading it means opening every Delta table and compiling the dbt project, so it is
-//! built once, kept as a [`Snapshot`] and rebuilt in the background when it is older than
-//! `catalog_ttl` or after a run the server started (stale-while-revalidate: callers never
-//! wait for a rebuild once there is a snapshot). An idle server rebuilds nothing.
+//! built once and kept as a [`Snapshot`]. When data changed since (a run or an extraction
+//! ended, a write went through the API) it is read again before answering; when it is
+//! merely older than `catalog_ttl`, it is read again in the background while callers get
+//! the old one (stale-while-revalidate). An idle server rebuilds nothing.
 //!
 //! `socle serve` builds the snapshot in a child process (`socle catalog-snapshot`, see
 //! [`Options::catalog_command`](super::Options)) and keeps only the result: reading 200 Delta
@@ -86,6 +87,13 @@ impl Cache {
         self.current.read().expect("catalog").clone()
     }
 
+    /// Makes `s` the snapshot served.
+    fn set(&self, s: Snapshot) -> Arc<Snapshot> {
+        let s = Arc::new(s);
+        *self.current.write().expect("catalog") = Some(s.clone());
+        s
+    }
+
     /// Asks for a rebuild at the next read (data changed).
     pub fn invalidate(&self) {
         self.stale.store(true, Ordering::Relaxed);
@@ -100,19 +108,8 @@ impl Cache {
 pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> {
     if let Some(s) = state.catalog.current() {
         if state.catalog.stale.load(Ordering::Relaxed) || changed_since(state, &s).await {
-            let _guard = state.catalog.building.lock().await;
-            if let Some(now) = state.catalog.current()
-                && !Arc::ptr_eq(&now, &s)
-            {
-                return Ok(now);
-            }
-            state.catalog.stale.store(false, Ordering::Relaxed);
-            return match build(state).await {
-                Ok(new) => {
-                    let new = Arc::new(new);
-                    *state.catalog.current.write().expect("catalog") = Some(new.clone());
-                    Ok(new)
-                }
+            return match read_now(state, Some(&s)).await {
+                Ok(new) => Ok(new),
                 Err(e) => {
                     tracing::warn!("catalog not refreshed: {}", e.1);
                     Ok(s)
@@ -129,21 +126,32 @@ pub async fn snapshot(state: &Arc<AppState>) -> Result<Arc<Snapshot>, ApiError> 
                     return;
                 };
                 match build(&state).await {
-                    Ok(s) => *state.catalog.current.write().expect("catalog") = Some(Arc::new(s)),
+                    Ok(s) => {
+                        state.catalog.set(s);
+                    }
                     Err(e) => tracing::warn!("catalog not refreshed: {}", e.1),
                 }
             });
         }
         return Ok(s);
     }
+    read_now(state, None).await
+}
+
+/// Reads the catalog now, unless another caller replaced `seen` (the snapshot this one
+/// judged out of date; `None`: there was none) while this one waited its turn.
+async fn read_now(
+    state: &AppState,
+    seen: Option<&Arc<Snapshot>>,
+) -> Result<Arc<Snapshot>, ApiError> {
     let _guard = state.catalog.building.lock().await;
-    if let Some(s) = state.catalog.current() {
-        return Ok(s);
+    if let Some(now) = state.catalog.current()
+        && seen.is_none_or(|s| !Arc::ptr_eq(&now, s))
+    {
+        return Ok(now);
     }
     state.catalog.stale.store(false, Ordering::Relaxed);
-    let s = Arc::new(build(state).await?);
-    *state.catalog.current.write().expect("catalog") = Some(s.clone());
-    Ok(s)
+    Ok(state.catalog.set(build(state).await?))
 }
 
 /// Longest a child process may take to read the catalog.
