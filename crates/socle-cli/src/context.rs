@@ -52,6 +52,15 @@ pub async fn open_meta(explicit: Option<PathBuf>) -> Result<(Project, MetaDb)> {
 /// relative paths in SQL (`SELECT * FROM 'data/orders.csv'`) mean the same wherever socle is
 /// started from. Commands resolve their own path arguments before calling this.
 pub async fn open(explicit: Option<PathBuf>) -> Result<Opened> {
+    open_with(explicit, socle_warehouse::Access::Project).await
+}
+
+/// [`open`], with a warehouse for SQL of the given origin (the server's query process
+/// opens it with [`socle_warehouse::Access::Server`]).
+pub async fn open_with(
+    explicit: Option<PathBuf>,
+    access: socle_warehouse::Access,
+) -> Result<Opened> {
     let project = project(explicit)?;
     std::env::set_current_dir(&project.root)
         .with_context(|| format!("cannot enter the project folder {}", project.root.display()))?;
@@ -59,7 +68,8 @@ pub async fn open(explicit: Option<PathBuf>) -> Result<Opened> {
     let lake = Lake::open(&project.config.lake, &secrets)?;
     let meta_url = project.config.metadata.url.resolve(&secrets)?;
     let meta = MetaDb::open(&meta_url).await?;
-    let warehouse = Warehouse::open(lake, meta.clone(), &project.config.warehouse).await?;
+    let warehouse =
+        Warehouse::open_with(lake, meta.clone(), &project.config.warehouse, access).await?;
     Ok(Opened {
         project,
         warehouse,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use socle_core::Project;
 use socle_core::secrets::store::StoreResolver;
 use socle_meta::MetaDb;
-use socle_warehouse::Warehouse;
+use socle_warehouse::{Access, Warehouse};
 use tokio::sync::OnceCell;
 
 #[derive(Clone)]
@@ -14,21 +14,30 @@ pub struct LazyWarehouse {
     cell: Arc<OnceCell<Warehouse>>,
     project: Arc<Project>,
     meta: MetaDb,
+    access: Access,
 }
 
 impl LazyWarehouse {
     /// Opens on first use.
     pub fn new(project: Arc<Project>, meta: MetaDb) -> Self {
+        Self::with_access(project, meta, Access::Project)
+    }
+
+    /// Opens on first use, for SQL of the given origin ([`Access::Server`]: what arrives
+    /// over HTTP).
+    pub fn with_access(project: Arc<Project>, meta: MetaDb, access: Access) -> Self {
         Self {
             cell: Arc::new(OnceCell::new()),
             project,
             meta,
+            access,
         }
     }
 
     /// An already open warehouse.
     pub fn ready(warehouse: Warehouse, project: Arc<Project>, meta: MetaDb) -> Self {
         Self {
+            access: warehouse.access(),
             cell: Arc::new(OnceCell::new_with(Some(warehouse))),
             project,
             meta,
@@ -43,9 +52,14 @@ impl LazyWarehouse {
                     &StoreResolver::for_project(&self.project.root),
                 )
                 .map_err(|e| e.to_string())?;
-                Warehouse::open(lake, self.meta.clone(), &self.project.config.warehouse)
-                    .await
-                    .map_err(|e| e.to_string())
+                Warehouse::open_with(
+                    lake,
+                    self.meta.clone(),
+                    &self.project.config.warehouse,
+                    self.access,
+                )
+                .await
+                .map_err(|e| e.to_string())
             })
             .await
             .cloned()

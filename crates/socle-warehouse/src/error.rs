@@ -80,6 +80,10 @@ pub enum WarehouseError {
     /// A statement the warehouse does not support.
     #[error("{0}")]
     Unsupported(String),
+    /// A statement this warehouse refuses to run for its caller (see [`crate::guard`]): the
+    /// caller's request, not a fault of the SQL or of socle.
+    #[error("{0}")]
+    NotAllowed(String),
     /// An error while running a query over the data.
     #[error("query failed: {0}")]
     Execution(String),

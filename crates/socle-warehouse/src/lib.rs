@@ -16,6 +16,7 @@
 
 mod catalog;
 pub mod error;
+pub mod guard;
 mod load;
 mod maintenance;
 pub mod names;
@@ -37,6 +38,7 @@ use socle_lake::Lake;
 use socle_meta::MetaDb;
 
 pub use error::{Result, SqlError, WarehouseError};
+pub use guard::Access;
 pub use load::{LoadOptions, LoadReport, WriteMode};
 pub use maintenance::{
     ColumnInfo, OptimizeReport, RelationDetail, RelationInfo, VacuumReport, VersionInfo,
@@ -66,6 +68,8 @@ pub struct Warehouse {
     ctx: SessionContext,
     shared: Arc<catalog::Shared>,
     parser: parse::Parser,
+    /// Whose SQL this warehouse runs (the server's callers are kept to its tables).
+    access: Access,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -77,8 +81,20 @@ impl std::fmt::Debug for Warehouse {
 }
 
 impl Warehouse {
-    /// Opens the warehouse stored in `lake`, with catalog extras in `meta`.
+    /// Opens the warehouse stored in `lake`, with catalog extras in `meta`, for the
+    /// project's own SQL ([`Access::Project`]).
     pub async fn open(lake: Lake, meta: MetaDb, config: &WarehouseConfig) -> Result<Self> {
+        Self::open_with(lake, meta, config, Access::Project).await
+    }
+
+    /// [`open`](Self::open) for SQL of the given origin: [`Access::Server`] for what
+    /// arrives over HTTP (no file paths as tables, see [`guard`]).
+    pub async fn open_with(
+        lake: Lake,
+        meta: MetaDb,
+        config: &WarehouseConfig,
+        access: Access,
+    ) -> Result<Self> {
         register_log_stores();
         let mut session = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, &config.default_schema)
@@ -126,7 +142,11 @@ impl Warehouse {
         socle_functions::register_all(&mut ctx)
             .map_err(|e| WarehouseError::Internal(e.to_string()))?;
         ctx.register_udf(nullable::Nullable::udf().as_ref().clone());
-        let ctx = ctx.enable_url_table();
+        // `SELECT * FROM 'data/orders.csv'`: the project's SQL may read files by path.
+        let ctx = match access {
+            Access::Project => ctx.enable_url_table(),
+            Access::Server => ctx,
+        };
         let parser = parse::Parser {
             dialect: config.dialect,
         };
@@ -151,12 +171,18 @@ impl Warehouse {
             ctx,
             shared,
             parser,
+            access,
         })
     }
 
     /// The DataFusion session (for reading files into DataFrames to load, for example).
     pub fn session(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Whose SQL this warehouse runs.
+    pub fn access(&self) -> Access {
+        self.access
     }
 
     pub fn default_schema(&self) -> &str {

@@ -13,6 +13,7 @@ use datafusion::sql::sqlparser::ast::{
 use deltalake::protocol::SaveMode;
 
 use crate::error::{Result, WarehouseError};
+use crate::guard::{self, Access};
 use crate::names::RelName;
 use crate::{Outcome, Prepared, Warehouse, nullable};
 
@@ -33,6 +34,10 @@ fn object_name(name: &ObjectName) -> String {
 
 pub(crate) async fn run(wh: &Warehouse, prepared: Prepared) -> Result<Outcome> {
     let sql = prepared.sql.clone();
+    let guarded = wh.access == Access::Server;
+    if guarded {
+        guard::check_statement(&prepared.statement)?;
+    }
     if let Statement::Statement(inner) = &prepared.statement {
         match inner.as_ref() {
             SqlStatement::CreateView(v) => {
@@ -118,6 +123,9 @@ pub(crate) async fn run(wh: &Warehouse, prepared: Prepared) -> Result<Outcome> {
         .statement_to_plan(prepared.statement)
         .await
         .map_err(|e| WarehouseError::from_datafusion(e, &sql))?;
+    if guarded {
+        guard::check_plan(&plan)?;
+    }
     match plan {
         LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => {
             if c.temporary {
@@ -211,10 +219,13 @@ async fn create_view(
             )));
         }
     }
-    state
+    let plan = state
         .statement_to_plan(stmt)
         .await
         .map_err(|e| WarehouseError::from_datafusion(e, sql))?;
+    if wh.access == Access::Server {
+        guard::check_plan(&plan)?;
+    }
     wh.shared
         .meta
         .put_view(&rel.schema, &rel.name, query)

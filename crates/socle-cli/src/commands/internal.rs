@@ -58,7 +58,8 @@ pub async fn task_attempt(explicit: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 pub async fn query_worker(explicit: Option<PathBuf>) -> Result<ExitCode> {
-    let opened = context::open(explicit).await?;
+    // Its SQL arrives over HTTP: the warehouse's tables only, never a file on the host.
+    let opened = context::open_with(explicit, socle_warehouse::Access::Server).await?;
     socle_server::http::query::engine::serve_stdio(opened.warehouse)
         .await
         .context("the query process lost its connection to the server")?;

@@ -27,12 +27,17 @@ pub fn start(dir: &std::path::Path) -> Server {
 
 /// `start` with more arguments for `socle serve`.
 pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
+    start_logged(dir, args, Stdio::null())
+}
+
+/// `start_with`, the server's log (stderr) going to `log`.
+pub fn start_logged(dir: &std::path::Path, args: &[&str], log: impl Into<Stdio>) -> Server {
     let mut child = socle()
         .current_dir(dir)
         .args(["serve", "--port", "0"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

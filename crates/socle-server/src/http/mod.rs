@@ -107,7 +107,14 @@ impl AppState {
     pub fn new(env: RunEnv, options: Options) -> Arc<Self> {
         let engine = match &options.query_command {
             Some(command) => query::engine::Engine::child(command.clone(), options.query_idle),
-            None => query::engine::Engine::in_process(env.warehouse.clone()),
+            // Not the runs' warehouse: SQL over HTTP gets one kept to the warehouse's tables.
+            None => query::engine::Engine::in_process(
+                socle_orchestrate::lazy::LazyWarehouse::with_access(
+                    env.project.clone(),
+                    env.meta.clone(),
+                    socle_warehouse::Access::Server,
+                ),
+            ),
         };
         Arc::new(Self {
             engine,

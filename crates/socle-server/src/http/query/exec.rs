@@ -57,6 +57,8 @@ struct Failed(u16, String);
 fn sql_error(e: WarehouseError) -> Failed {
     match e {
         WarehouseError::Internal(m) => Failed(500, m),
+        // Refused by the server's SQL policy (files, COPY, SET...): forbidden, not malformed.
+        e @ WarehouseError::NotAllowed(_) => Failed(403, e.to_string()),
         other => Failed(400, other.to_string()),
     }
 }
