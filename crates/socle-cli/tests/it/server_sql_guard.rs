@@ -106,7 +106,11 @@ fn no_sql_over_http_reaches_a_file_on_the_host() {
         format!("{{\"secret\": \"{}\"}}\n", canaries[1]),
     )
     .unwrap();
-    write(&dir, "data/canary_in.csv", &format!("secret\n{}\n", canaries[3]));
+    write(
+        &dir,
+        "data/canary_in.csv",
+        &format!("secret\n{}\n", canaries[3]),
+    );
     // The project's own SQL (the command line) may read and write files: the parquet
     // canary is written by it, and a table to write into made with it.
     ok(
@@ -192,7 +196,11 @@ fn no_sql_over_http_reaches_a_file_on_the_host() {
         "",
     );
     assert_eq!(audit.status, 200, "{}", audit.body);
-    assert!(audit.body.contains("COPY"), "queries are audited: {}", audit.body);
+    assert!(
+        audit.body.contains("COPY"),
+        "queries are audited: {}",
+        audit.body
+    );
     drop(server);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_file(&log_path);
@@ -202,7 +210,10 @@ fn no_sql_over_http_reaches_a_file_on_the_host() {
             assert!(!a.contains(canary.as_str()), "a canary leaked: {a}");
         }
         assert!(!log.contains(canary.as_str()), "a canary reached the log");
-        assert!(!audit.body.contains(canary.as_str()), "a canary reached the audit");
+        assert!(
+            !audit.body.contains(canary.as_str()),
+            "a canary reached the audit"
+        );
     }
     assert_eq!(
         files(outside.path()),
@@ -269,7 +280,10 @@ fn project_sql_triggered_over_http_keeps_file_access() {
         if !matches!(r["state"].as_str(), Some("running" | "queued")) {
             break r;
         }
-        assert!(std::time::Instant::now() < deadline, "the run did not end: {r}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not end: {r}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert_eq!(state["state"], "success", "{state}");
