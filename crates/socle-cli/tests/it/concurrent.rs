@@ -111,7 +111,14 @@ fn concurrent_first_loads_end_as_if_run_one_after_the_other() {
                 let commands: Vec<Vec<String>> = files[..writers]
                     .iter()
                     .map(|f| {
-                        let mut args = vec!["load", f, "--table", &table, "--mode", mode];
+                        let mut args = vec![
+                            "load",
+                            f.as_str(),
+                            "--table",
+                            table.as_str(),
+                            "--mode",
+                            mode,
+                        ];
                         if mode == "merge" {
                             args.extend(["--key", "id"]);
                         }
@@ -159,7 +166,14 @@ fn concurrent_merges_into_an_existing_table_do_not_duplicate() {
             .iter()
             .map(|f| {
                 [
-                    "load", f, "--table", &table, "--mode", "merge", "--key", "id",
+                    "load",
+                    f.as_str(),
+                    "--table",
+                    table.as_str(),
+                    "--mode",
+                    "merge",
+                    "--key",
+                    "id",
                 ]
                 .into_iter()
                 .map(String::from)
