@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::run::{Extraction, app_id, rejected_table};
