@@ -122,8 +122,8 @@ impl Extraction<'_> {
         } else {
             // The raw parts go first: a failure to remove one leaves the load pending, so
             // the next run tries again rather than keeping raw data no table holds.
-            self.remove_parts(detail.parts.iter().chain(&detail.reject_parts))
-                .await?;
+            self.remove_parts(&detail.parts).await?;
+            self.remove_parts(&detail.reject_parts).await?;
             self.meta.discard_load(source, stream).await?;
             self.progress.note(&format!(
                 "{source}.{stream}: discarded the unfinished load of run {} (nothing of it was committed)",
@@ -135,7 +135,7 @@ impl Extraction<'_> {
 
     /// Removes landed raw parts. Each is one file: [`socle_lake::Lake::delete_prefix`]
     /// would take its path for a folder and remove nothing.
-    pub(crate) async fn remove_parts(&self, parts: impl IntoIterator<Item = &Part>) -> Result<()> {
+    pub(crate) async fn remove_parts(&self, parts: &[Part]) -> Result<()> {
         let store = self.lake.store();
         for p in parts {
             let path = self.lake.path_of(&p.path)?;
