@@ -22,6 +22,7 @@ pub mod files;
 pub mod http;
 pub mod infer;
 mod parts;
+mod pending;
 pub mod registry;
 pub mod rest;
 pub mod run;

@@ -32,6 +32,7 @@ use socle_warehouse::{LoadOptions, Warehouse, WriteMode};
 
 use crate::config::{StreamConfig, TypeConflict, Write};
 use crate::infer::Kind;
+use crate::pending::PendingDetail;
 use crate::sink::{Part, ROW_COLUMN, Sink, join_types, unify_all};
 use crate::{ConnectError, Result, RunDates, Source, StreamContext};
 
@@ -111,21 +112,12 @@ pub struct Extraction<'a> {
     pub cancel: Arc<AtomicBool>,
 }
 
-fn app_id(source: &str, stream: &str) -> String {
+pub(crate) fn app_id(source: &str, stream: &str) -> String {
     format!("socle-extract:{source}.{stream}")
 }
 
-fn rejected_table(table: &str) -> String {
+pub(crate) fn rejected_table(table: &str) -> String {
     format!("{table}__rejected")
-}
-
-/// What a pending load needs to be reconciled after a crash.
-#[derive(Debug, Serialize, serde::Deserialize)]
-struct PendingDetail {
-    table: String,
-    parts: Vec<Part>,
-    reject_parts: Vec<Part>,
-    data_rows: u64,
 }
 
 impl Extraction<'_> {
@@ -259,51 +251,6 @@ impl Extraction<'_> {
         report
     }
 
-    /// Finishes or discards a load a crash left pending.
-    async fn reconcile(&self, source: &str, stream: &str) -> Result<()> {
-        let Some(pending) = self.meta.pending_load(source, stream).await? else {
-            return Ok(());
-        };
-        let app = app_id(source, stream);
-        let detail: PendingDetail = serde_json::from_str(&pending.detail)
-            .map_err(|e| ConnectError::Other(format!("pending load of {source}.{stream}: {e}")))?;
-        let data_in = self
-            .warehouse
-            .txn_version(&detail.table, &app)
-            .await?
-            .unwrap_or(0)
-            >= pending.seq;
-        let rejected_table = rejected_table(&detail.table);
-        let rejects_in = detail.reject_parts.is_empty()
-            || self
-                .warehouse
-                .txn_version(&rejected_table, &app)
-                .await?
-                .unwrap_or(0)
-                >= pending.seq;
-        if data_in || (detail.data_rows == 0 && rejects_in && !detail.reject_parts.is_empty()) {
-            if !rejects_in {
-                self.load_rejects(&rejected_table, &detail.reject_parts, &app, pending.seq)
-                    .await?;
-            }
-            self.meta.confirm_load(source, stream).await?;
-            self.progress.note(&format!(
-                "{source}.{stream}: finished the load of run {} interrupted earlier",
-                pending.run_id
-            ));
-        } else {
-            for p in detail.parts.iter().chain(&detail.reject_parts) {
-                let _ = self.lake.delete_prefix(&p.path).await;
-            }
-            self.meta.discard_load(source, stream).await?;
-            self.progress.note(&format!(
-                "{source}.{stream}: discarded the unfinished load of run {} (nothing of it was committed)",
-                pending.run_id
-            ));
-        }
-        Ok(())
-    }
-
     async fn extract_and_load(
         &self,
         source: &dyn Source,
@@ -366,15 +313,11 @@ impl Extraction<'_> {
         report.rejected = sink.rejected();
         if let Err(e) = extracted {
             // Nothing was committed: the landed parts of this run go.
-            for p in &sink.parts {
-                let _ = self.lake.delete_prefix(&p.path).await;
-            }
+            let _ = self.remove_parts(&sink.parts).await;
             return Err(e);
         }
         if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-            for p in &sink.parts {
-                let _ = self.lake.delete_prefix(&p.path).await;
-            }
+            let _ = self.remove_parts(&sink.parts).await;
             return Err(ConnectError::Other(format!("{src}.{name}: interrupted")));
         }
         let app = app_id(src, name);
@@ -408,9 +351,7 @@ impl Extraction<'_> {
                 self.load_rejects(&rejected_table, &sink.reject_parts, &app, 0)
                     .await?;
             }
-            for p in &sink.parts {
-                let _ = self.lake.delete_prefix(&p.path).await;
-            }
+            let _ = self.remove_parts(&sink.parts).await;
             return Err(ConnectError::Data {
                 source_name: src.into(),
                 stream: name.into(),
@@ -427,12 +368,12 @@ impl Extraction<'_> {
             seq,
             run_id: options.run_id.clone(),
             state: new_state.to_string(),
-            detail: serde_json::to_string(&PendingDetail {
-                table: stream.table.clone(),
-                parts: sink.parts.clone(),
-                reject_parts: sink.reject_parts.clone(),
+            detail: serde_json::to_string(&PendingDetail::new(
+                stream.table.clone(),
+                sink.parts.clone(),
+                sink.reject_parts.clone(),
                 data_rows,
-            })
+            ))
             .unwrap_or_default(),
         };
         self.meta.begin_load(src, name, &pending).await?;
@@ -491,6 +432,7 @@ impl Extraction<'_> {
                 .await?;
         }
         self.meta.confirm_load(src, name).await?;
+        failpoint("extract-after-commit");
         Ok(())
     }
 
@@ -730,7 +672,13 @@ impl Extraction<'_> {
         Ok(())
     }
 
-    async fn load_rejects(&self, table: &str, parts: &[Part], app: &str, seq: i64) -> Result<()> {
+    pub(crate) async fn load_rejects(
+        &self,
+        table: &str,
+        parts: &[Part],
+        app: &str,
+        seq: i64,
+    ) -> Result<()> {
         let schema = unify_all(
             parts.iter().filter_map(|p| p.schema.clone()),
             TypeConflict::String,
@@ -760,7 +708,8 @@ impl Extraction<'_> {
 
 /// Crash tests: `SOCLE_FAILPOINT=<name>` aborts the process at that point, as a kill
 /// would (`extract-before-load`: the pending state is written, the data not;
-/// `extract-after-load`: the data is committed, the state not yet).
+/// `extract-after-load`: the data is committed, the state not yet;
+/// `extract-after-commit`: data and state are committed, the run not yet recorded).
 fn failpoint(name: &str) {
     if std::env::var("SOCLE_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");

@@ -91,6 +91,12 @@ pub enum WarehouseError {
     Lake(#[from] socle_lake::LakeError),
     #[error(transparent)]
     Meta(#[from] socle_meta::MetaError),
+    /// Another writer committed to the table while this write was under way; nothing of
+    /// this write was committed.
+    #[error(
+        "another writer committed to `{table}` first; nothing of this write was committed: run it again"
+    )]
+    Conflict { table: String },
     #[error("Delta table `{table}`: {source}")]
     Delta {
         table: String,

@@ -6,6 +6,14 @@
 //! columns widen the table (nullable), and any other difference fails the load with the
 //! column named. A merge batch must not repeat a key or have NULL keys. On any error the
 //! table stays at its previous version.
+//!
+//! Concurrent writers: creating a table is exclusive (Delta's version 0 is written only if
+//! absent), and so are overwrites and merges: when another writer commits first, the
+//! commit is refused rather than rebased on a version it did not read
+//! ([`WarehouseError::Conflict`]). [`Warehouse::load_with`] then loads again against the
+//! new version, in the same mode, a bounded number of times, so two first loads of a table
+//! end as if they had run one after the other. Appends to an existing table are rebased by
+//! delta-rs (two appends never conflict).
 
 use std::sync::Arc;
 
@@ -59,8 +67,16 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    fn commit_properties(&self) -> deltalake::kernel::transaction::CommitProperties {
-        let props = deltalake::kernel::transaction::CommitProperties::default();
+    /// The commit's properties; an `exclusive` commit fails when another writer committed
+    /// since the table was read, instead of being rebased on that version.
+    fn commit_properties(
+        &self,
+        exclusive: bool,
+    ) -> deltalake::kernel::transaction::CommitProperties {
+        let mut props = deltalake::kernel::transaction::CommitProperties::default();
+        if exclusive {
+            props = props.with_max_retries(0);
+        }
         match &self.txn {
             Some((app, version)) => props
                 .with_application_transaction(deltalake::kernel::Transaction::new(app, *version)),
@@ -193,9 +209,9 @@ pub(crate) async fn write_dataframe(
     let table = match existing {
         Some(t) => t,
         None => {
-            // Leftovers of a dropped or never-committed table under the same name are
-            // not part of any version; clear them so the new table starts clean.
-            wh.shared.lake.delete_prefix(&rel.lake_path()).await?;
+            // Files left by a dropped or never-committed table under the same name are in
+            // no version; they stay (a concurrent first writer may be writing its own
+            // files here right now) and `socle table vacuum` removes them.
             let url = wh.shared.lake.url_of(&rel.lake_path())?;
             deltalake::DeltaTableBuilder::from_url(url.clone())
                 .map_err(delta_err)?
@@ -212,13 +228,17 @@ pub(crate) async fn write_dataframe(
     } else {
         None
     };
+    // Creating and replacing must not be rebased on a version this write did not read:
+    // the first commit of a table is put-if-absent, and an overwrite that lost the race
+    // would keep the winner's files next to its own.
+    let exclusive = creating || mode == SaveMode::Overwrite;
     let mut builder = table
         .write(Vec::<RecordBatch>::new())
         .with_input_plan(plan)
         .with_session_state(Arc::new(state))
         .with_save_mode(mode)
         .with_table_name(&rel.name)
-        .with_commit_properties(options.commit_properties());
+        .with_commit_properties(options.commit_properties(exclusive));
     if let Some(m) = schema_mode {
         builder = builder.with_schema_mode(m);
     }
@@ -239,10 +259,18 @@ pub(crate) async fn write_dataframe(
     })
 }
 
-/// Errors from a write are mostly the data's fault (a bad value while reading the input).
+/// Errors from a write are mostly the data's fault (a bad value while reading the input),
+/// or another writer's commit.
 fn classify_write_error(rel: &RelName, e: deltalake::DeltaTableError) -> WarehouseError {
     use deltalake::DeltaTableError as E;
+    use deltalake::kernel::transaction::TransactionError as T;
     match e {
+        E::VersionAlreadyExists(_)
+        | E::Transaction {
+            source: T::MaxCommitAttempts(_) | T::CommitConflict(_) | T::VersionAlreadyExists(_),
+        } => WarehouseError::Conflict {
+            table: rel.to_string(),
+        },
         E::Arrow { source } => load_err(rel, source.to_string()),
         E::GenericError { source } => load_err(rel, source.to_string()),
         E::SchemaMismatch { msg } => load_err(rel, msg),
@@ -274,6 +302,10 @@ impl Warehouse {
     }
 
     /// [`Warehouse::load`] with [`LoadOptions`].
+    ///
+    /// When another writer commits to the table first (or creates it first), the load is
+    /// run again against the new version, up to [`LOAD_ATTEMPTS`] times, unless the data
+    /// reads the table itself (it would be stale): then the conflict is the answer.
     pub async fn load_with(
         &self,
         table: &str,
@@ -282,6 +314,28 @@ impl Warehouse {
         options: &LoadOptions,
     ) -> Result<LoadReport> {
         let rel = RelName::parse(table, self.default_schema())?;
+        let retry = !reads_table(data.logical_plan(), &rel);
+        let mut attempt = 1;
+        loop {
+            match self.load_once(&rel, data.clone(), &mode, options).await {
+                Err(WarehouseError::Conflict { .. }) if retry && attempt < LOAD_ATTEMPTS => {
+                    tracing::info!(table = %rel, attempt, "another writer committed first; loading again");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn load_once(
+        &self,
+        rel: &RelName,
+        data: DataFrame,
+        mode: &WriteMode,
+        options: &LoadOptions,
+    ) -> Result<LoadReport> {
+        let rel = rel.clone();
         if self
             .shared
             .meta
@@ -292,7 +346,7 @@ impl Warehouse {
             return Err(load_err(&rel, "it is a view; load into a table"));
         }
         let existing = self.shared.open_table(&rel, None).await?;
-        let report = match (&mode, existing) {
+        let report = match (mode, existing) {
             (WriteMode::Merge { keys }, existing) => {
                 self.merge(&rel, existing, data, keys, options).await?
             }
@@ -426,7 +480,7 @@ impl Warehouse {
             .with_target_alias("target")
             .with_merge_schema(!new_columns.is_empty())
             .with_session_state(state)
-            .with_commit_properties(options.commit_properties())
+            .with_commit_properties(options.commit_properties(true))
             .when_matched_update(move |u| {
                 update_cols
                     .iter()
@@ -471,6 +525,42 @@ impl Warehouse {
             .await
             .map_err(delta_err)
     }
+}
+
+/// How many times a load is tried when other writers keep committing first.
+pub const LOAD_ATTEMPTS: u32 = 10;
+
+/// The wait before attempt `attempt + 1`: growing from 50 ms to 1.6 s, with jitter so
+/// writers that collided do not collide again.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let base = 50u64 << attempt.min(5).saturating_sub(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let jitter = (nanos ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9)) % base;
+    std::time::Duration::from_millis(base / 2 + jitter)
+}
+
+/// Whether `plan` scans `rel` (a load computed from the table it writes).
+fn reads_table(plan: &datafusion::logical_expr::LogicalPlan, rel: &RelName) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let t = &scan.table_name;
+            let table = t.table().split('@').next().unwrap_or_default();
+            if table.eq_ignore_ascii_case(&rel.name)
+                && t.schema()
+                    .is_none_or(|s| s.eq_ignore_ascii_case(&rel.schema))
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// Column names for delta's `DeltaColumn` parser, which splits on dots and folds case.

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod common;
+mod concurrent;
 mod crash;
 mod dbt;
 mod dbt_compat;
