@@ -17,6 +17,7 @@ mod scheduler;
 mod secrets;
 mod server;
 mod server_api;
+mod server_passwords;
 mod server_processes;
 mod server_runs;
 mod server_ui;
