@@ -133,8 +133,8 @@ fn a_one_time_password_must_be_changed_before_anything_else() {
 #[test]
 fn changing_a_password_ends_the_other_sessions() {
     let (_tmp, dir) = project();
-    add_user(&dir, "ana", "analyst");
     let server = start(&dir);
+    add_user(&dir, "ana", "analyst");
     let port = server.port;
     let (laptop, csrf) = login(port, "ana", PASSWORD);
     let (phone, _) = login(port, "ana", PASSWORD);
@@ -170,9 +170,9 @@ fn changing_a_password_ends_the_other_sessions() {
 #[test]
 fn wrong_passwords_make_the_next_sign_in_wait_without_holding_others_back() {
     let (_tmp, dir) = project();
+    let server = start(&dir);
     add_user(&dir, "ana", "analyst");
     add_user(&dir, "bob", "analyst");
-    let server = start(&dir);
     let port = server.port;
     let (attacker, elsewhere, home) = ([127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]);
     // Ana signed in from home before.
