@@ -39,11 +39,15 @@ def request(port, method, path, body=None, headers=None, source="127.0.0.1"):
     return resp.status, elapsed, payload, cookie
 
 
-def attacker(port, stop_at, out):
+def attacker(port, stop_at, rate, out):
+    """Guesses the admin's password at `rate` sign-ins a second (0: as fast as it can)."""
     counts = {}
     while time.time() < stop_at:
+        t0 = time.time()
         status, _, _, _ = request(port, "POST", "/api/login", {"username": "admin", "password": "guess-" + os.urandom(6).hex()})
         counts[status] = counts.get(status, 0) + 1
+        if rate:
+            time.sleep(max(0.0, 1 / rate - (time.time() - t0)))
     out.put(counts)
 
 
@@ -77,6 +81,7 @@ def main():
     ap.add_argument("--socle", required=True)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--attackers", type=int, default=16)
+    ap.add_argument("--rate", type=float, default=16, help="sign-ins a second per attacker (0: flat out)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     subprocess.run([args.socle, "init", "proj"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
@@ -98,7 +103,7 @@ def main():
         base_logins, base_mes = probe(port, args.seconds)
         out = mp.Queue()
         stop_at = time.time() + args.seconds + 1
-        procs = [mp.Process(target=attacker, args=(port, stop_at, out)) for _ in range(args.attackers)]
+        procs = [mp.Process(target=attacker, args=(port, stop_at, args.rate, out)) for _ in range(args.attackers)]
         for p in procs:
             p.start()
         time.sleep(0.5)
@@ -110,7 +115,7 @@ def main():
         for p in procs:
             p.join()
         guesses = sum(totals.values())
-        print(f"attack: {args.attackers} clients, {guesses} sign-ins in {args.seconds + 1:.0f} s "
+        print(f"attack: {args.attackers} clients at {args.rate or 'full'}/s each, {guesses} sign-ins in {args.seconds + 1:.0f} s "
               f"({guesses / (args.seconds + 1):.0f}/s): {totals.get(401, 0)} passwords checked (401), "
               f"{totals.get(429, 0)} answered 429 at once, other {({k: v for k, v in totals.items() if k not in (401, 429)})}")
         for name, base, under in [("sign-in", base_logins, logins), ("GET /api/me", base_mes, mes)]:
