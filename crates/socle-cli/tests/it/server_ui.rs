@@ -320,6 +320,8 @@ async fn the_web_ui_in_headless_chromium() {
         .unwrap()
         .to_string();
     css(&c, "#sign-out").await.click().await.unwrap();
+    css(&c, "#login-user").await;
+    c.goto(&format!("{base}/")).await.unwrap();
     css(&c, "#login-user")
         .await
         .send_keys("otto")
