@@ -261,6 +261,37 @@ impl MetaDb {
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>("runner").ok().flatten()))
     }
 
+    /// Makes `to` the runner of a run still `running` whose runner is `from` (a process
+    /// that died). False when the run ended or another process claimed it first: one
+    /// statement, so two processes taking over never both resume it.
+    pub async fn claim_run(&self, run_id: &str, from: &str, to: &str) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE pipeline_runs SET runner = $3
+             WHERE run_id = $1 AND state = 'running' AND runner = $2",
+        )
+        .bind(run_id)
+        .bind(from)
+        .bind(to)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a run `running` again (a rerun), run by `runner` from now on.
+    pub async fn restart_run(&self, run_id: &str, runner: &str) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE pipeline_runs SET state = 'running', ended_at = NULL, runner = $2,
+                 started_at = COALESCE(started_at, $3)
+             WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .bind(runner)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Takes or renews the lease `name` for `holder` until `expires_at` (RFC 3339). True
     /// when `holder` holds it now: it was free, expired at `now`, or already its own.
     pub async fn acquire_lease(

@@ -231,6 +231,21 @@ impl MetaDb {
         Ok(())
     }
 
+    /// Removes every session of a user but the one of `keep` (a cookie's hash): a password
+    /// changed from one session ends the others.
+    pub async fn remove_other_sessions(
+        &self,
+        username: &str,
+        keep: &str,
+    ) -> Result<u64, MetaError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE username = $1 AND token_hash <> $2")
+            .bind(username)
+            .bind(keep)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn add_token(&self, t: &ApiToken) -> Result<(), MetaError> {
         sqlx::query(
             "INSERT INTO api_tokens (id, name, token_hash, username, role, created_at, expires_at, revoked_at)

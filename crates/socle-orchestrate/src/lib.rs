@@ -17,6 +17,7 @@ pub mod pools;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod takeover;
 pub mod tasks;
 pub mod template;
 

@@ -517,7 +517,7 @@ pub async fn resume(
         }
         previous.tries.insert(t.task, t.try_number);
     }
-    env.meta.set_run_state(run_id, "running").await?;
+    env.meta.restart_run(run_id, runner_id()).await?;
     let request = RunRequest {
         pipeline,
         start,

@@ -6,9 +6,12 @@
 //! - **Catch-up.** With `catchup: true`, every interval since `start_date` (or since the
 //!   last scheduled one) runs, oldest first; without it, only the latest complete one.
 //!   `max_active_runs` bounds the runs of a pipeline in flight; `end_date` stops it.
-//! - **Crash recovery.** Scheduled runs left `running` by a daemon that died (its lease
-//!   expired) are taken over when a daemon gets the lease: the attempts that were running
-//!   are marked failed, and the run resumes, retrying those tasks if they have tries left.
+//! - **Crash recovery.** Runs left `running` by a process that died are taken over by the
+//!   daemon holding the lease (see [`crate::takeover`]): scheduled runs of a daemon whose
+//!   lease expired, and any run (scheduled, manual, over HTTP, backfill) whose process on
+//!   this host is gone, when the lease is taken and every lease period after. The
+//!   process groups they left are killed, the attempts that were running are marked
+//!   failed, and the run resumes, retrying those tasks if they have tries left.
 //! - **Graceful shutdown.** On SIGTERM or Ctrl-C no new run starts; runs in flight get a
 //!   grace period, then their tasks' process groups are killed; the lease is released.
 
@@ -118,6 +121,7 @@ pub async fn serve(
     // Run id → (pipeline, ds, interval end) of scheduled runs in flight, for SLA alerts.
     let mut inflight: BTreeMap<String, (Pipeline, String, DateTime<Utc>)> = BTreeMap::new();
     let mut leader = false;
+    let mut swept = std::time::Instant::now();
     tracing::info!(holder, "scheduler started");
     loop {
         let now = Utc::now();
@@ -129,10 +133,16 @@ pub async fn serve(
         if held && !leader {
             tracing::info!(holder, "scheduler lease acquired: scheduling");
             leader = true;
-            recover(&env, &holder, &progress, &mut running, &mut active).await?;
+            recover(&env, true, &progress, &mut running, &mut active).await?;
+            swept = std::time::Instant::now();
         } else if !held && leader {
             tracing::warn!("scheduler lease lost: another daemon schedules now");
             leader = false;
+        }
+        if leader && swept.elapsed() >= settings.lease {
+            // Runs of processes that died since (a killed `socle run`, for instance).
+            recover(&env, false, &progress, &mut running, &mut active).await?;
+            swept = std::time::Instant::now();
         }
         if leader {
             let pipelines = match crate::pipeline::load_all(&env.project.root) {
@@ -266,51 +276,39 @@ async fn sla_watch(
     }
 }
 
-/// Takes over the scheduled runs of a daemon that died holding the lease.
+/// Takes over runs left `running` by processes that died (see [`crate::takeover`]):
+/// whatever started them (the schedule, `socle run`, the HTTP API) when their process
+/// on this host is gone; with `lease_taken` (this daemon just got the lease), also the
+/// scheduled runs of other daemons, whose lease expired. Each resumes here, interrupted
+/// tasks retried within their `retries`.
 async fn recover(
     env: &RunEnv,
-    holder: &str,
+    lease_taken: bool,
     progress: &Arc<dyn RunProgress>,
     running: &mut JoinSet<(String, String)>,
     active: &mut BTreeMap<String, usize>,
 ) -> Result<()> {
+    use crate::takeover::{Runner, runner_state, take_over};
     for run in env.meta.runs_in_state("running").await? {
-        if run.trigger != "scheduled"
-            || env.meta.run_runner(&run.run_id).await?.as_deref() == Some(holder)
+        let Some(runner) = env.meta.run_runner(&run.run_id).await? else {
+            continue;
+        };
+        let orphaned = match runner_state(Some(&runner)) {
+            Runner::Me => false,
+            Runner::Dead => true,
+            Runner::Alive | Runner::Elsewhere => lease_taken && run.trigger == "scheduled",
+        };
+        if !orphaned
+            || !take_over(
+                env,
+                &run.run_id,
+                &runner,
+                "the process running this attempt stopped (crash)",
+            )
+            .await?
         {
             continue;
         }
-        // Programs the dead daemon started on this machine are stopped before retrying.
-        let same_host = env
-            .meta
-            .run_runner(&run.run_id)
-            .await?
-            .and_then(|r| r.split(':').next().map(str::to_string))
-            == holder.split(':').next().map(str::to_string);
-        if same_host {
-            for pgid in env.meta.running_pgids(&run.run_id).await? {
-                if let Ok(pgid) = i32::try_from(pgid)
-                    && pgid > 1
-                {
-                    // SAFETY: kill(2) on a process group the dead daemon created.
-                    unsafe {
-                        libc::kill(-pgid, libc::SIGKILL);
-                    }
-                }
-            }
-        }
-        let closed = env
-            .meta
-            .fail_running(
-                &run.run_id,
-                "the scheduler running this attempt stopped (crash)",
-            )
-            .await?;
-        tracing::warn!(
-            run_id = run.run_id,
-            attempts = closed,
-            "taking over a run left by a stopped scheduler"
-        );
         *active.entry(run.pipeline.clone()).or_default() += 1;
         let (env, progress, run_id, name) = (
             env.clone(),
@@ -321,6 +319,7 @@ async fn recover(
         running.spawn(async move {
             if let Err(e) = crate::runner::resume(&env, &run_id, progress, true).await {
                 tracing::error!(run_id, "recovered run failed to execute: {e}");
+                let _ = env.meta.set_run_state(&run_id, "failed").await;
             }
             (name, run_id)
         });

@@ -197,6 +197,18 @@ fn sign_in_roles_tokens_and_audit() {
     }
     let me = call(port, "GET", "/api/me", &[("Cookie", &sessions[0].1.0)], "");
     assert_eq!(me.json()["must_change_password"], true);
+    // The one-time password is changed first (nothing else is allowed before).
+    let (admin_cookie, admin_csrf) = &sessions[0].1;
+    let change =
+        serde_json::json!({"current": server.admin_password, "new": "the admin's own passphrase"});
+    let a = call(
+        port,
+        "POST",
+        "/api/password",
+        &[("Cookie", admin_cookie), ("X-CSRF-Token", admin_csrf)],
+        &change.to_string(),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
     let headers = me.headers.to_ascii_lowercase();
     assert!(headers.contains("x-content-type-options: nosniff"));
     assert!(headers.contains("content-security-policy"));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::common::ok;
 use crate::server_api::{PASSWORD, setup};
 
 struct Driver(Child);
@@ -111,7 +112,7 @@ async fn js(c: &Client, script: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_ui_in_headless_chromium() {
-    let (_tmp, _dir, server, _api) = tokio::task::spawn_blocking(setup).await.unwrap();
+    let (_tmp, dir, server, _api) = tokio::task::spawn_blocking(setup).await.unwrap();
     let base = format!("http://127.0.0.1:{}", server.port);
     let (_driver, port) = chromedriver();
     let downloads = tempfile::tempdir().unwrap();
@@ -310,5 +311,50 @@ async fn the_web_ui_in_headless_chromium() {
     );
     c.goto(&format!("{base}/#/catalog")).await.unwrap();
     css(&c, "#tables tbody tr").await;
+
+    // A one-time password: the form to choose a new one comes first, then the UI.
+    let out = ok(&dir, &["users", "add", "otto", "--role", "viewer"]);
+    let one_time = out
+        .lines()
+        .find_map(|l| l.strip_prefix("one-time password (shown once; to change at first login): "))
+        .unwrap()
+        .to_string();
+    css(&c, "#sign-out").await.click().await.unwrap();
+    css(&c, "#login-user").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    css(&c, "#login-user")
+        .await
+        .send_keys("otto")
+        .await
+        .unwrap();
+    css(&c, "#login-password")
+        .await
+        .send_keys(&one_time)
+        .await
+        .unwrap();
+    css(&c, "#login-submit").await.click().await.unwrap();
+    css(&c, "#password:not([hidden]) #password-new").await;
+    assert_eq!(
+        js(&c, "return document.getElementById('nav').hidden").await,
+        json!(true)
+    );
+    shot(&c, "new-password").await;
+    let new = "otto's very own passphrase";
+    css(&c, "#password-new").await.send_keys(new).await.unwrap();
+    css(&c, "#password-again")
+        .await
+        .send_keys(new)
+        .await
+        .unwrap();
+    css(&c, "#password-submit").await.click().await.unwrap();
+    css(&c, "#nav:not([hidden])").await;
+    css(&c, "#tables tbody tr").await;
+    assert!(text(&c, "#who").await.contains("otto · viewer"));
+    let me = js(
+        &c,
+        "return fetch('/api/me').then(r => r.json()).then(m => m.must_change_password)",
+    )
+    .await;
+    assert_eq!(me, json!(false));
     c.close().await.unwrap();
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, Body, COOKIE, Caller, SESSION_HOURS, internal, now};
+use super::{ApiError, AppState, Body, COOKIE, Caller, SESSION_HOURS, SignedIn, internal, now};
 use crate::auth::{self, Role};
 
 #[derive(Deserialize)]
@@ -27,16 +27,15 @@ pub async fn login(
     Body(body): Body<Login>,
 ) -> Result<Response, ApiError> {
     let from = addr.ip().to_string();
+    if let Some(wait) = state.throttle.wait(&body.username, addr.ip()) {
+        return Ok(throttled(wait));
+    }
     let user = state.meta.user(&body.username).await.map_err(internal)?;
-    let ok = match &user {
-        Some(u) => auth::verify_password(&body.password, &u.password_hash),
-        None => {
-            // Same work either way: no timing hint about which names exist.
-            let _ = auth::verify_password(&body.password, dummy_hash());
-            false
-        }
-    };
+    // Same work whether the name exists or not: no timing hint about which names exist.
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = verify(body.password.clone(), stored).await?;
     let Some(user) = user.filter(|_| ok) else {
+        state.throttle.failed(&body.username, addr.ip());
         state
             .meta
             .audit(&body.username, "login.failed", "", &from)
@@ -47,6 +46,7 @@ pub async fn login(
             "wrong user name or password".into(),
         ));
     };
+    state.throttle.succeeded(&body.username, addr.ip());
     let secret = auth::new_secret().map_err(internal)?;
     let csrf = auth::new_secret().map_err(internal)?;
     let expires = chrono::Utc::now() + chrono::Duration::hours(SESSION_HOURS);
@@ -90,6 +90,40 @@ pub async fn login(
     Ok(resp)
 }
 
+/// Checks `password` against a stored hash (a hash nobody knows when `None`), on a
+/// blocking thread: argon2 takes tens of milliseconds of CPU, which must not hold one of
+/// the threads that serve requests.
+async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => auth::verify_password(&password, &hash),
+        None => {
+            let _ = auth::verify_password(&password, dummy_hash());
+            false
+        }
+    })
+    .await
+    .map_err(internal)
+}
+
+/// `429` with `Retry-After` (whole seconds), for a sign-in tried during its wait.
+fn throttled(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut resp = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({
+            "error": format!(
+                "too many wrong passwords for this account or from this address: try again in {secs} s"
+            ),
+            "code": "sign_in_throttled",
+            "retry_after": secs,
+        })),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 /// A hash of a password nobody knows, checked when the user does not exist.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -103,7 +137,7 @@ fn dummy_hash() -> &'static str {
 /// `POST /api/logout`: ends the session.
 pub async fn logout(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
 ) -> Result<Response, ApiError> {
     if let Some(h) = &caller.session_hash {
         state.meta.remove_session(h).await.map_err(internal)?;
@@ -121,7 +155,7 @@ pub async fn logout(
 /// reloaded page can go on posting.
 pub async fn me(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
 ) -> Result<Json<Value>, ApiError> {
     let user = state.meta.user(&caller.username).await.map_err(internal)?;
     Ok(Json(json!({
@@ -140,32 +174,68 @@ pub struct PasswordChange {
     new: String,
 }
 
-/// `POST /api/password`: changes the caller's own password.
+/// `POST /api/password`: changes the caller's own password (also the one way on for a
+/// session opened with a one-time password). The caller's other sessions end; the
+/// current one goes on. A wrong current password counts as a wrong sign-in.
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    caller: SignedIn,
     Body(body): Body<PasswordChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let caller = caller.0;
+    let from: std::net::IpAddr = caller
+        .address
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if let Some(wait) = state.throttle.wait(&caller.username, from) {
+        return Ok(throttled(wait));
+    }
     let user = state
         .meta
         .user(&caller.username)
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "no such user".into()))?;
-    if !auth::verify_password(&body.current, &user.password_hash) {
+    if !verify(body.current.clone(), Some(user.password_hash)).await? {
+        state.throttle.failed(&caller.username, from);
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "the current password is wrong".into(),
         ));
     }
-    let hash = auth::hash_password(&body.new).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if body.new == body.current {
+        return Err(ApiError::bad_request(
+            "the new password is the current one: choose another",
+        ));
+    }
+    let new = body.new;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&new))
+        .await
+        .map_err(internal)?
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     state
         .meta
         .set_password(&caller.username, &hash, false)
         .await
         .map_err(internal)?;
+    // Whoever knew the old password is signed out everywhere but here.
+    let ended = match &caller.session_hash {
+        Some(keep) => state
+            .meta
+            .remove_other_sessions(&caller.username, keep)
+            .await
+            .map_err(internal)?,
+        None => {
+            state
+                .meta
+                .remove_sessions_of(&caller.username)
+                .await
+                .map_err(internal)?;
+            0
+        }
+    };
     caller.audit(&state, "user.passwd", "own password").await?;
-    Ok(Json(json!({ "changed": true })))
+    Ok(Json(json!({ "changed": true, "other_sessions_ended": ended })).into_response())
 }
 
 /// `GET /api/users` (admin).

@@ -5,6 +5,7 @@
 //! | module | routes |
 //! |---|---|
 //! | [`account`] | sign-in, sign-out, `/api/me`, password, users and audit log (admin) |
+//! | [`throttle`] | (no route) the wait after wrong passwords, per account and address |
 //! | [`catalog`] | project, sources, schemas, tables, columns, search, lineage, tests |
 //! | [`query`] | `POST /api/query` (analyst reads; editor and admin may write) |
 //! | [`pipelines`] | pipelines, runs, task instances, logs; trigger, rerun, backfill (editor) |
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pipelines;
 pub mod query;
+pub mod throttle;
 pub mod tls;
 pub mod ui;
 
@@ -101,6 +103,8 @@ pub struct AppState {
     pub(crate) queries_waiting: std::sync::atomic::AtomicUsize,
     /// Where queries run.
     pub engine: query::engine::Engine,
+    /// Wrong-password counts, for sign-in throttling.
+    pub(crate) throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -127,6 +131,7 @@ impl AppState {
             runs: Mutex::new(tokio::task::JoinSet::new()),
             query_slots: tokio::sync::Semaphore::new(query::slots()),
             queries_waiting: std::sync::atomic::AtomicUsize::new(0),
+            throttle: throttle::Throttle::default(),
         })
     }
 
@@ -276,6 +281,8 @@ pub struct Caller {
     /// The session's CSRF token (None for API tokens).
     csrf: Option<String>,
     session_hash: Option<String>,
+    /// A session opened with a one-time password that is not changed yet.
+    must_change_password: bool,
 }
 
 impl Caller {
@@ -309,7 +316,38 @@ impl Caller {
     }
 }
 
+/// A caller whose session may still have to set a new password: only `/api/me`,
+/// `/api/logout` and `/api/password` take one. Every other route takes a [`Caller`],
+/// refused with 403 (`"code": "password_change_required"`) while the session was opened
+/// with a one-time password. API tokens are not held back: an admin issues them on the
+/// server's host (`socle tokens create`), and they are secrets of their own.
+pub struct SignedIn(pub Caller);
+
 impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let SignedIn(caller) = SignedIn::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if caller.must_change_password {
+            return Err((
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                    "error": "this account signed in with a one-time password: set a new password first (POST /api/password with {\"current\", \"new\"}, or the form the web UI shows)",
+                    "code": "password_change_required",
+                })),
+            )
+                .into_response());
+        }
+        Ok(caller)
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -343,7 +381,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 "missing or wrong X-CSRF-Token header".into(),
             ));
         }
-        Ok(caller)
+        Ok(SignedIn(caller))
     }
 }
 
@@ -401,6 +439,7 @@ async fn authenticate(
             address,
             csrf: None,
             session_hash: None,
+            must_change_password: false,
         }));
     }
     let Some(cookie) = cookie_value(headers) else {
@@ -419,6 +458,7 @@ async fn authenticate(
         address,
         csrf: Some(session.csrf),
         session_hash: Some(hash),
+        must_change_password: user.must_change_password,
     }))
 }
 

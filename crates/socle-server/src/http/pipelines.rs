@@ -250,10 +250,7 @@ pub async fn rerun(
     let caller = caller.need(Role::Editor)?;
     let run = run_record(&state, &run_id).await?;
     if matches!(run.state.as_str(), "running" | "queued") {
-        return Err(ApiError::conflict(format!(
-            "run `{run_id}` is {}: rerun it once it has ended",
-            run.state
-        )));
+        take_over(&state, &run_id).await?;
     }
     caller.audit(&state, "run.rerun", &run_id).await?;
     let state2 = state.clone();
@@ -266,6 +263,39 @@ pub async fn rerun(
         state2.catalog.invalidate();
     });
     Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id}))).into_response())
+}
+
+/// A run still `running`: taken over when the process running it is gone (a server or
+/// `socle run` killed), else 409.
+async fn take_over(state: &AppState, run_id: &str) -> Result<(), ApiError> {
+    use socle_orchestrate::takeover::{Runner, runner_state};
+    let runner = state.meta.run_runner(run_id).await.map_err(internal)?;
+    let refused = |why: &str| {
+        ApiError::conflict(format!(
+            "run `{run_id}` is running {why}: rerun it once it has ended"
+        ))
+    };
+    match (runner_state(runner.as_deref()), runner) {
+        (Runner::Dead, Some(dead)) => {
+            let taken = socle_orchestrate::takeover::take_over(
+                &state.env,
+                run_id,
+                &dead,
+                "the process running this attempt stopped (crash)",
+            )
+            .await
+            .map_err(internal)?;
+            if taken {
+                Ok(())
+            } else {
+                Err(refused("(another process took it over just now)"))
+            }
+        }
+        (Runner::Elsewhere, Some(other)) => Err(refused(&format!(
+            "on another machine ({other}); if that process is gone, rerun it there with `socle rerun {run_id}`"
+        ))),
+        _ => Err(refused("in a process that is alive")),
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 // but this server). Every text from the API goes into the page as text, never as HTML.
 "use strict";
 
-const state = { me: null, csrf: null, timer: null, lastQuery: null };
+const state = { me: null, csrf: null, timer: null, lastQuery: null, oneTime: null };
 
 // ---- small helpers -------------------------------------------------------------------
 
@@ -32,7 +32,7 @@ function svg(tag, attrs, ...children) {
 }
 
 class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, code) { super(message); this.status = status; this.code = code; }
 }
 
 async function api(path, options = {}) {
@@ -48,7 +48,9 @@ async function api(path, options = {}) {
   const data = type.includes("json") ? await resp.json() : await resp.text();
   if (!resp.ok) {
     if (resp.status === 401 && path !== "/api/login") showLogin();
-    throw new ApiError(resp.status, (data && data.error) || resp.statusText);
+    const code = data && data.code;
+    if (code === "password_change_required") showPassword();
+    throw new ApiError(resp.status, (data && data.error) || resp.statusText, code);
   }
   return data;
 }
@@ -108,6 +110,7 @@ function showLogin() {
   document.getElementById("search-form").hidden = true;
   document.getElementById("who").replaceChildren();
   view().replaceChildren();
+  document.getElementById("password").hidden = true;
   document.getElementById("login").hidden = false;
   document.getElementById("login-user").focus();
 }
@@ -125,7 +128,49 @@ async function signIn(ev) {
       },
     });
     state.csrf = r.csrf_token;
+    // Kept in memory only until the new password is set (the API asks for it).
+    state.oneTime = r.must_change_password ? document.getElementById("login-password").value : null;
     document.getElementById("login-password").value = "";
+    await start();
+  } catch (e) {
+    out.textContent = e.message;
+  }
+}
+
+// A session opened with a one-time password: nothing else until a new one is set.
+function showPassword() {
+  clearInterval(state.timer);
+  state.timer = null;
+  document.getElementById("nav").hidden = true;
+  document.getElementById("search-form").hidden = true;
+  document.getElementById("login").hidden = true;
+  view().replaceChildren();
+  // After a reload the one-time password is not in memory: ask for it.
+  const ask = state.oneTime === null;
+  document.getElementById("password-current").hidden = !ask;
+  document.getElementById("password-current").required = ask;
+  document.getElementById("password-current-label").hidden = !ask;
+  document.getElementById("password").hidden = false;
+  document.getElementById(ask ? "password-current" : "password-new").focus();
+}
+
+async function setPassword(ev) {
+  ev.preventDefault();
+  const out = document.getElementById("password-error");
+  out.textContent = "";
+  const fresh = document.getElementById("password-new").value;
+  if (fresh !== document.getElementById("password-again").value) {
+    out.textContent = "The two new passwords differ.";
+    return;
+  }
+  try {
+    await api("/api/password", {
+      method: "POST",
+      body: { current: state.oneTime ?? document.getElementById("password-current").value, new: fresh },
+    });
+    state.oneTime = null;
+    for (const id of ["password-current", "password-new", "password-again"]) document.getElementById(id).value = "";
+    document.getElementById("password").hidden = true;
     await start();
   } catch (e) {
     out.textContent = e.message;
@@ -135,6 +180,8 @@ async function signIn(ev) {
 async function signOut() {
   try { await api("/api/logout", { method: "POST" }); } catch (e) { /* signed out anyway */ }
   state.csrf = null;
+  state.oneTime = null;
+  document.getElementById("password").hidden = true;
   showLogin();
 }
 
@@ -147,11 +194,17 @@ async function start() {
   }
   if (state.me.csrf_token) state.csrf = state.me.csrf_token;
   document.getElementById("login").hidden = true;
+  const signOutButton = h("button", { type: "button", id: "sign-out", onclick: signOut }, "Sign out");
+  if (state.me.must_change_password && state.me.via === "session") {
+    document.getElementById("who").replaceChildren(h("span", {}, state.me.user), signOutButton);
+    showPassword();
+    return;
+  }
   document.getElementById("nav").hidden = false;
   document.getElementById("search-form").hidden = false;
   document.getElementById("who").replaceChildren(
     h("span", {}, `${state.me.user} · ${state.me.role} · ${state.me.project}`),
-    h("button", { type: "button", id: "sign-out", onclick: signOut }, "Sign out"),
+    signOutButton,
   );
   route();
 }
@@ -570,6 +623,7 @@ async function searchView(q) {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("login-form").addEventListener("submit", signIn);
+  document.getElementById("password-form").addEventListener("submit", setPassword);
   document.getElementById("search-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     location.hash = `#/search?q=${encodeURIComponent(document.getElementById("search-box").value)}`;
