@@ -17,6 +17,7 @@ mod scheduler;
 mod secrets;
 mod server;
 mod server_api;
+mod server_limits;
 mod server_processes;
 mod server_ui;
 mod sql;

@@ -27,10 +27,17 @@ pub fn start(dir: &std::path::Path) -> Server {
 
 /// `start` with more arguments for `socle serve`.
 pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
-    let mut child = socle()
+    let mut command = socle();
+    command
         .current_dir(dir)
         .args(["serve", "--port", "0"])
-        .args(args)
+        .args(args);
+    start_command(command)
+}
+
+/// Starts `command` (a `socle serve --port 0`); returns once it listens.
+pub fn start_command(mut command: std::process::Command) -> Server {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
