@@ -128,6 +128,14 @@ pub struct ServerConfig {
     pub query_idle: std::time::Duration,
     /// PEM certificate chain and private key: the server speaks HTTPS.
     pub tls: Option<TlsConfig>,
+    /// Most connections open at once, and from one client address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Longest a request's head takes from its first byte; its body after the head; and
+    /// how long a connection stays open with no request.
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
 }
 
 /// `server.tls`: files relative to the project folder.
@@ -147,6 +155,11 @@ impl Default for ServerConfig {
             catalog_refresh: std::time::Duration::from_secs(60),
             query_idle: std::time::Duration::from_secs(60),
             tls: None,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -161,6 +174,11 @@ struct RawServer {
     catalog_refresh: Option<Spanned<crate::duration::DurationText>>,
     query_idle: Option<Spanned<crate::duration::DurationText>>,
     tls: Option<Spanned<RawTls>>,
+    max_connections: Option<Spanned<usize>>,
+    max_connections_per_address: Option<Spanned<usize>>,
+    header_timeout: Option<Spanned<crate::duration::DurationText>>,
+    body_timeout: Option<Spanned<crate::duration::DurationText>>,
+    idle_timeout: Option<Spanned<crate::duration::DurationText>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,6 +448,60 @@ impl Config {
             }
             config.server.max_rows = n.value;
         }
+        for (t, field, value) in [
+            (
+                &sv.header_timeout,
+                "header_timeout",
+                &mut config.server.header_timeout,
+            ),
+            (
+                &sv.body_timeout,
+                "body_timeout",
+                &mut config.server.body_timeout,
+            ),
+            (
+                &sv.idle_timeout,
+                "idle_timeout",
+                &mut config.server.idle_timeout,
+            ),
+        ] {
+            if let Some(t) = t {
+                *value = duration(t, field)?;
+            }
+        }
+        for (n, field, value) in [
+            (
+                &sv.max_connections,
+                "max_connections",
+                &mut config.server.max_connections,
+            ),
+            (
+                &sv.max_connections_per_address,
+                "max_connections_per_address",
+                &mut config.server.max_connections_per_address,
+            ),
+        ] {
+            if let Some(n) = n {
+                if n.value == 0 {
+                    return Err(err(loc(n), format!("`server.{field}` must be at least 1")));
+                }
+                *value = n.value;
+            }
+        }
+        if config.server.max_connections_per_address > config.server.max_connections {
+            let at = sv
+                .max_connections_per_address
+                .as_ref()
+                .or(sv.max_connections.as_ref());
+            return Err(err(
+                at.map(loc).unwrap_or_default(),
+                format!(
+                    "`server.max_connections_per_address` ({}) is above `server.max_connections` ({})",
+                    config.server.max_connections_per_address, config.server.max_connections
+                ),
+            )
+            .with_hint("one address's share must fit in the whole"));
+        }
         if let Some(tls) = sv.tls {
             let path = |p: &Spanned<String>| {
                 let path = root.join(&p.value);
@@ -658,6 +730,24 @@ mod tests {
         assert_eq!(e.location.line, 3, "{e}");
         let e = parse("name: shop\nserver:\n  max_rows: 0\n").unwrap_err();
         assert!(e.to_string().contains("at least 1"), "{e}");
+        let c = parse("name: shop\nserver:\n  max_connections: 100\n  max_connections_per_address: 10\n  header_timeout: 2s\n  body_timeout: 5s\n  idle_timeout: 3m\n").unwrap();
+        assert_eq!(
+            (
+                c.server.max_connections,
+                c.server.max_connections_per_address
+            ),
+            (100, 10)
+        );
+        assert_eq!(c.server.header_timeout.as_secs(), 2);
+        assert_eq!(c.server.body_timeout.as_secs(), 5);
+        assert_eq!(c.server.idle_timeout.as_secs(), 180);
+        let e = parse("name: shop\nserver:\n  idle_timeout: 0s\n").unwrap_err();
+        assert!(e.to_string().contains("server.idle_timeout"), "{e}");
+        let e = parse("name: shop\nserver:\n  max_connections: 0\n").unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let e = parse("name: shop\nserver:\n  max_connections: 10\n").unwrap_err();
+        assert_eq!(e.location.line, 3, "{e}");
+        assert!(e.to_string().contains("is above"), "{e}");
         let e = parse("name: shop\nserver:\n  tls:\n    cert: nope.pem\n    key: nope.key\n")
             .unwrap_err();
         assert_eq!(e.location.line, 4, "{e}");

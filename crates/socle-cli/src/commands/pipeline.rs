@@ -584,6 +584,13 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
             catalog_command: super::internal::command(&env.project.root, "catalog-snapshot"),
             query_command: super::internal::command(&env.project.root, "query-worker"),
             query_idle: server_config.query_idle,
+            connections: socle_server::http::conn::Limits {
+                max_connections: server_config.max_connections,
+                max_connections_per_address: server_config.max_connections_per_address,
+                header_timeout: server_config.header_timeout,
+                body_timeout: server_config.body_timeout,
+                idle_timeout: server_config.idle_timeout,
+            },
         };
         let state = socle_server::http::AppState::new(env.clone(), options);
         let server = tokio::spawn(socle_server::http::serve(

@@ -18,6 +18,7 @@ mod scheduler;
 mod secrets;
 mod server;
 mod server_api;
+mod server_limits;
 mod server_passwords;
 mod server_processes;
 mod server_runs;

@@ -32,10 +32,22 @@ pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
 
 /// `start_with`, the server's log (stderr) going to `log`.
 pub fn start_logged(dir: &std::path::Path, args: &[&str], log: impl Into<Stdio>) -> Server {
-    let mut child = socle()
+    let mut command = socle();
+    command
         .current_dir(dir)
         .args(["serve", "--port", "0"])
-        .args(args)
+        .args(args);
+    start_command_logged(command, log)
+}
+
+/// Starts `command` (a `socle serve --port 0`); returns once it listens.
+pub fn start_command(command: std::process::Command) -> Server {
+    start_command_logged(command, Stdio::null())
+}
+
+/// `start_command`, the server's log (stderr) going to `log`.
+pub fn start_command_logged(mut command: std::process::Command, log: impl Into<Stdio>) -> Server {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

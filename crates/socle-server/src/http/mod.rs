@@ -12,6 +12,9 @@
 //! | [`metrics`] | `/metrics` (viewer), request counting |
 //! | [`ui`] | `/` and `/ui/*`: the web UI, assets compiled into the binary |
 //!
+//! [`conn`] accepts connections (plain or [`tls`]) within the connection limits and
+//! timeouts, and serves each with hyper.
+//!
 //! `/healthz` and `/readyz` are open (probes); `/api/openapi.json` and the UI's static
 //! files are open (they hold no data); every other route needs a caller. A browser session
 //! sends `X-CSRF-Token` with every POST; API tokens go in
@@ -20,6 +23,7 @@
 
 pub mod account;
 pub mod catalog;
+pub mod conn;
 pub mod metrics;
 pub mod openapi;
 pub mod pipelines;
@@ -71,6 +75,8 @@ pub struct Options {
     pub query_command: Option<Vec<std::ffi::OsString>>,
     /// How long the query process stays after its last query.
     pub query_idle: Duration,
+    /// Connection caps and timeouts.
+    pub connections: conn::Limits,
 }
 
 impl Default for Options {
@@ -83,6 +89,7 @@ impl Default for Options {
             catalog_command: None,
             query_command: None,
             query_idle: Duration::from_secs(60),
+            connections: conn::Limits::default(),
         }
     }
 }
@@ -630,19 +637,8 @@ pub async fn serve(
             }
         });
     }
-    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, config)?, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    let limits = state.options.connections;
+    conn::run(listener, tls, router(state), limits, shutdown).await
 }
 
 #[cfg(test)]
