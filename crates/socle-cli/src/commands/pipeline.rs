@@ -584,6 +584,9 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
             catalog_command: super::internal::command(&env.project.root, "catalog-snapshot"),
             query_command: super::internal::command(&env.project.root, "query-worker"),
             query_idle: server_config.query_idle,
+            query_queue_wait: server_config.query_queue_wait,
+            query_slots: server_config.query_slots,
+            max_answer_bytes: server_config.max_answer_bytes,
         };
         let state = socle_server::http::AppState::new(env.clone(), options);
         let server = tokio::spawn(socle_server::http::serve(

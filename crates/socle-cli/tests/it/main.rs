@@ -18,6 +18,7 @@ mod secrets;
 mod server;
 mod server_api;
 mod server_processes;
+mod server_query;
 mod server_ui;
 mod sql;
 mod users;
