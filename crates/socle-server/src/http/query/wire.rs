@@ -90,9 +90,11 @@ pub async fn respond(
     );
     let stream =
         futures::stream::unfold(Some((answer, Some(first), hold)), move |state| async move {
-            let (mut answer, first, hold) = state?;
+            let Some((mut answer, first, hold)) = state else {
+                return None;
+            };
             if let Some(first) = first {
-                let frame = Ok(Frame::data(Bytes::from(first)));
+                let frame: Result<Frame<Bytes>, Broken> = Ok(Frame::data(Bytes::from(first)));
                 return Some((frame, Some((answer, None, hold))));
             }
             match answer.next().await {
