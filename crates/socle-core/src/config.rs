@@ -126,6 +126,12 @@ pub struct ServerConfig {
     /// How long the query process (queries through the API run in a child process) stays
     /// after its last query.
     pub query_idle: std::time::Duration,
+    /// Longest a query through the API waits for a free slot before the server answers 503.
+    pub query_queue_wait: std::time::Duration,
+    /// Queries through the API that run at once (default: twice the cores).
+    pub query_slots: Option<usize>,
+    /// Largest answer of a query through the API, in bytes (longer answers are cut).
+    pub max_answer_bytes: u64,
     /// PEM certificate chain and private key: the server speaks HTTPS.
     pub tls: Option<TlsConfig>,
     /// Most connections open at once, and from one client address.
@@ -154,6 +160,9 @@ impl Default for ServerConfig {
             max_rows: 10_000,
             catalog_refresh: std::time::Duration::from_secs(60),
             query_idle: std::time::Duration::from_secs(60),
+            query_queue_wait: std::time::Duration::from_millis(500),
+            query_slots: None,
+            max_answer_bytes: 64 << 20,
             tls: None,
             max_connections: 4096,
             max_connections_per_address: 256,
@@ -173,12 +182,23 @@ struct RawServer {
     max_rows: Option<Spanned<usize>>,
     catalog_refresh: Option<Spanned<crate::duration::DurationText>>,
     query_idle: Option<Spanned<crate::duration::DurationText>>,
+    query_queue_wait: Option<Spanned<crate::duration::DurationText>>,
+    query_slots: Option<Spanned<usize>>,
+    max_answer_bytes: Option<Spanned<SizeText>>,
     tls: Option<Spanned<RawTls>>,
     max_connections: Option<Spanned<usize>>,
     max_connections_per_address: Option<Spanned<usize>>,
     header_timeout: Option<Spanned<crate::duration::DurationText>>,
     body_timeout: Option<Spanned<crate::duration::DurationText>>,
     idle_timeout: Option<Spanned<crate::duration::DurationText>>,
+}
+
+/// A size in YAML: a number of bytes or a text with a unit (`64MiB`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeText {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,6 +461,32 @@ impl Config {
         }
         if let Some(t) = &sv.query_idle {
             config.server.query_idle = duration(t, "query_idle")?;
+        }
+        if let Some(t) = &sv.query_queue_wait {
+            config.server.query_queue_wait = duration(t, "query_queue_wait")?;
+        }
+        if let Some(n) = sv.query_slots {
+            if n.value == 0 {
+                return Err(err(
+                    loc(&n),
+                    "`server.query_slots` must be at least 1".into(),
+                ));
+            }
+            config.server.query_slots = Some(n.value);
+        }
+        if let Some(size) = &sv.max_answer_bytes {
+            let bytes = match &size.value {
+                SizeText::Bytes(n) => Some(*n),
+                SizeText::Text(t) => parse_bytes(t),
+            };
+            // Below 1 KiB not even the names of a few columns fit.
+            config.server.max_answer_bytes = bytes.filter(|b| *b >= 1024).ok_or_else(|| {
+                err(
+                    loc(size),
+                    "`server.max_answer_bytes` is not a size of at least 1KiB".into(),
+                )
+                .with_hint("write a size such as 64MiB, 512KiB or 1GB")
+            })?;
         }
         if let Some(n) = sv.max_rows {
             if n.value == 0 {
@@ -716,7 +762,13 @@ mod tests {
 
     #[test]
     fn server_settings() {
-        let c = parse("name: shop\nserver:\n  bind: 0.0.0.0\n  port: 9000\n  query_timeout: 2m\n  max_rows: 500\n  catalog_refresh: 10s\n  query_idle: 90s\n").unwrap();
+        let c = parse("name: shop\nserver:\n  bind: 0.0.0.0\n  port: 9000\n  query_timeout: 2m\n  max_rows: 500\n  catalog_refresh: 10s\n  query_idle: 90s\n  query_queue_wait: 250ms\n  query_slots: 3\n  max_answer_bytes: 8MiB\n").unwrap();
+        assert_eq!(c.server.query_queue_wait.as_millis(), 250);
+        assert_eq!(c.server.query_slots, Some(3));
+        assert_eq!(c.server.max_answer_bytes, 8 << 20);
+        let c = parse("name: shop\nserver:\n  max_answer_bytes: 2048\n").unwrap();
+        assert_eq!(c.server.max_answer_bytes, 2048);
+        assert_eq!(c.server.query_queue_wait.as_millis(), 500);
         assert_eq!(c.server.bind.to_string(), "0.0.0.0");
         assert_eq!(c.server.port, 9000);
         assert_eq!(c.server.query_timeout.as_secs(), 120);
@@ -748,6 +800,12 @@ mod tests {
         let e = parse("name: shop\nserver:\n  max_connections: 10\n").unwrap_err();
         assert_eq!(e.location.line, 3, "{e}");
         assert!(e.to_string().contains("is above"), "{e}");
+        let e = parse("name: shop\nserver:\n  query_slots: 0\n").unwrap_err();
+        assert!(e.to_string().contains("query_slots"), "{e}");
+        let e = parse("name: shop\nserver:\n  max_answer_bytes: lots\n").unwrap_err();
+        assert!(e.to_string().contains("max_answer_bytes"), "{e}");
+        let e = parse("name: shop\nserver:\n  query_queue_wait: 0s\n").unwrap_err();
+        assert!(e.to_string().contains("query_queue_wait"), "{e}");
         let e = parse("name: shop\nserver:\n  tls:\n    cert: nope.pem\n    key: nope.key\n")
             .unwrap_err();
         assert_eq!(e.location.line, 4, "{e}");

@@ -2,7 +2,8 @@
 //! earlier ones have been answered) for a duration, round-robin over the given requests,
 //! over keep-alive HTTP/1.1 connections. Latency is measured from the moment a request was
 //! due, so a server that falls behind shows it (no coordinated omission). Prints JSON:
-//! latency percentiles (all answers), answers by HTTP status, and transport errors.
+//! latency percentiles (all answers, and the answers of each HTTP status), answers by
+//! HTTP status, and transport errors.
 //!
 //! Usage: socle-loadgen --url http://127.0.0.1:8080 --rate 1000 --seconds 30
 //!   --header "Authorization: Bearer ..." --get /api/tables --post '/api/query={"sql":"..."}'
@@ -102,11 +103,13 @@ async fn main() {
     let mut all = Vec::with_capacity(tasks.len());
     let mut by_path: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut statuses: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut by_status: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for t in tasks {
         let (path, ms, status) = t.await.unwrap();
         *statuses.entry(status.to_string()).or_default() += 1;
         all.push(ms);
         by_path.entry(path).or_default().push(ms);
+        by_status.entry(status.to_string()).or_default().push(ms);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let stats = |v: &mut Vec<f64>| {
@@ -128,5 +131,11 @@ async fn main() {
     out["errors"] = errors.load(Ordering::Relaxed).into();
     out["statuses"] = serde_json::to_value(&statuses).unwrap();
     out["by_path"] = per_path.into();
+    // Latency of the answers of each status (e.g. the admitted 200s apart from the 503s).
+    let per_status: serde_json::Map<String, serde_json::Value> = by_status
+        .iter_mut()
+        .map(|(k, v)| (k.clone(), stats(v)))
+        .collect();
+    out["by_status"] = per_status.into();
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
 }

@@ -591,6 +591,9 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
                 body_timeout: server_config.body_timeout,
                 idle_timeout: server_config.idle_timeout,
             },
+            query_queue_wait: server_config.query_queue_wait,
+            query_slots: server_config.query_slots,
+            max_answer_bytes: server_config.max_answer_bytes,
         };
         let state = socle_server::http::AppState::new(env.clone(), options);
         let server = tokio::spawn(socle_server::http::serve(

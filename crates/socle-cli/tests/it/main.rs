@@ -21,6 +21,7 @@ mod server_api;
 mod server_limits;
 mod server_passwords;
 mod server_processes;
+mod server_query;
 mod server_runs;
 mod server_sql_guard;
 mod server_ui;

@@ -10,7 +10,7 @@ use crate::server_api::user_with_token;
 
 /// The server's child processes running `socle <subcommand>` (each thread lists the
 /// children it started).
-fn children(server_pid: u32, subcommand: &str) -> Vec<u32> {
+pub(crate) fn children(server_pid: u32, subcommand: &str) -> Vec<u32> {
     let mut list = String::new();
     for task in std::fs::read_dir(format!("/proc/{server_pid}/task")).unwrap() {
         let path = task.unwrap().path().join("children");

@@ -329,6 +329,8 @@ pub async fn project(
         "limits": {
             "query_timeout_seconds": state.options.query_timeout.as_secs_f64(),
             "max_rows": state.options.max_rows,
+            "query_queue_wait_seconds": state.options.query_queue_wait.as_secs_f64(),
+            "max_answer_bytes": state.options.max_answer_bytes,
         },
     })))
 }

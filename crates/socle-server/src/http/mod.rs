@@ -77,6 +77,12 @@ pub struct Options {
     pub query_idle: Duration,
     /// Connection caps and timeouts.
     pub connections: conn::Limits,
+    /// Longest a query waits for a slot before the server answers 503.
+    pub query_queue_wait: Duration,
+    /// Queries that run at once (`None`: [`query::slots`]).
+    pub query_slots: Option<usize>,
+    /// Largest answer of a query, in bytes (longer answers are cut, and said so).
+    pub max_answer_bytes: u64,
 }
 
 impl Default for Options {
@@ -90,6 +96,9 @@ impl Default for Options {
             query_command: None,
             query_idle: Duration::from_secs(60),
             connections: conn::Limits::default(),
+            query_queue_wait: Duration::from_millis(500),
+            query_slots: None,
+            max_answer_bytes: 64 << 20,
         }
     }
 }
@@ -105,8 +114,9 @@ pub struct AppState {
     catalog: catalog::Cache,
     /// Runs started through the API, still going.
     runs: Mutex<tokio::task::JoinSet<()>>,
-    /// Queries running at once (more wait; past `MAX_WAITING` waiting, 503).
-    pub(crate) query_slots: tokio::sync::Semaphore,
+    /// Queries running at once (more wait up to `query_queue_wait`; past that, or past
+    /// `MAX_WAITING` waiting, 503).
+    pub(crate) query_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) queries_waiting: std::sync::atomic::AtomicUsize,
     /// Where queries run.
     pub engine: query::engine::Engine,
@@ -136,7 +146,9 @@ impl AppState {
             started: Instant::now(),
             catalog: catalog::Cache::default(),
             runs: Mutex::new(tokio::task::JoinSet::new()),
-            query_slots: tokio::sync::Semaphore::new(query::slots()),
+            query_slots: Arc::new(tokio::sync::Semaphore::new(
+                options.query_slots.unwrap_or_else(query::slots),
+            )),
             queries_waiting: std::sync::atomic::AtomicUsize::new(0),
             throttle: throttle::Throttle::default(),
         })

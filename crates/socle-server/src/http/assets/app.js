@@ -524,7 +524,7 @@ async function sqlView() {
     try {
       last = await api("/api/query", { method: "POST", body: { sql: editor.value, limit: 1000 } });
       status.textContent = last.message ? last.message
-        : `${num(last.row_count)} rows${last.truncated ? " (cut at the limit)" : ""} in ${last.elapsed_ms} ms`;
+        : `${num(last.row_count)} rows${last.truncated ? (last.truncated_by === "bytes" ? " (cut at the size limit)" : " (cut at the limit)") : ""} in ${last.elapsed_ms} ms${last.error ? `; then it failed: ${last.error}` : ""}`;
       results.replaceChildren(resultTable(last));
       chart.replaceChildren(chartControls(last));
     } catch (e) {

@@ -6,9 +6,17 @@
 //!
 //! The protocol over the child's stdin and stdout:
 //! - the server writes one JSON line per message: `{"id": 7, "request": {...}}` (an
-//!   [`exec::Request`]) or `{"id": 7, "cancel": true}` (the caller went away);
-//! - the child answers each request with one JSON line `{"id": 7, "reply": {...}, "len": N}`
-//!   followed by the `N` bytes of the body, passed to the caller as they are.
+//!   [`exec::Request`]), `{"id": 7, "ack": 1}` (one more piece of the answer may come)
+//!   or `{"id": 7, "cancel": true}` (the caller went away);
+//! - the child answers each request with frames, each a JSON line: `{"id": 7, "head":
+//!   {...}}` (an [`exec::Head`]; unless its status is 200, the last frame), then
+//!   `{"id": 7, "data": N}` followed by `N` bytes of the answer, then `{"id": 7, "end":
+//!   {...}}` (an [`exec::End`]).
+//!
+//! Flow control: the child sends at most [`CREDITS`] data frames of a request ahead of the
+//! acks; the server acks a piece once the HTTP client has taken it. So a slow client holds
+//! a few pieces of its answer in each process, never the whole, and does not slow the
+//! other queries sharing the pipe.
 //!
 //! The child stops when its stdin closes (the server let it go idle, or the server died).
 //! Without a command ([`Engine::in_process`]) queries run in the server process.
@@ -23,13 +31,19 @@ use serde::{Deserialize, Serialize};
 use socle_orchestrate::lazy::LazyWarehouse;
 use socle_warehouse::Warehouse;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
-use super::exec::{self, Reply, Request};
+use super::exec::{self, End, Event, Head, Request};
 use crate::http::{ApiError, internal};
 
 /// Time past a query's own timeout before the server stops waiting for the child.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// Most rows per batch in the query process (less when `warehouse.batch_size` says so).
+pub const QUERY_BATCH_ROWS: usize = 64;
+
+/// Pieces of an answer the child may send ahead of the server's acks.
+pub const CREDITS: u32 = 4;
 
 /// A message to the child.
 #[derive(Serialize, Deserialize)]
@@ -39,14 +53,21 @@ struct ToChild {
     request: Option<Request>,
     #[serde(default)]
     cancel: bool,
+    #[serde(default)]
+    ack: u32,
 }
 
-/// The line before a reply's body.
-#[derive(Serialize, Deserialize)]
-struct Header {
+/// The line that starts a frame from the child.
+#[derive(Default, Serialize, Deserialize)]
+struct Frame {
     id: u64,
-    reply: Reply,
-    len: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head: Option<Head>,
+    /// Bytes of answer that follow the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end: Option<End>,
 }
 
 /// Runs queries, in this process or in the query process.
@@ -67,7 +88,7 @@ pub struct Children {
 struct Worker {
     pid: Option<u32>,
     to_child: mpsc::UnboundedSender<String>,
-    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>,
+    pending: Arc<Mutex<Pending>>,
     dead: Arc<AtomicBool>,
     in_flight: AtomicUsize,
     last_used: Mutex<Instant>,
@@ -101,17 +122,90 @@ impl Engine {
         }
     }
 
-    /// Runs `req` and answers its reply.
-    pub async fn run(&self, req: Request) -> Result<Reply, ApiError> {
+    /// Starts `req`; its answer comes from [`Answer::next`].
+    pub async fn run(&self, req: Request) -> Result<Answer, ApiError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms) + GRACE;
         match self {
             Self::InProcess(wh) => {
                 let wh = wh.get().await.map_err(internal)?;
-                Ok(exec::execute(&wh, &req).await)
+                let (tx, rx) = mpsc::channel(1);
+                let task = tokio::spawn(async move { exec::execute(&wh, &req, tx).await });
+                Ok(Answer {
+                    source: Source::Local {
+                        events: rx,
+                        task: task.abort_handle(),
+                    },
+                    deadline,
+                })
             }
-            Self::Child(c) => c.run(req).await,
+            Self::Child(c) => c.run(req, deadline),
         }
     }
 }
+
+/// The answer to one query, event by event ([`exec::Event`]).
+pub struct Answer {
+    source: Source,
+    /// When the server stops waiting (the query's timeout and [`GRACE`]).
+    deadline: tokio::time::Instant,
+}
+
+enum Source {
+    Local {
+        events: mpsc::Receiver<Event>,
+        task: tokio::task::AbortHandle,
+    },
+    Child {
+        events: mpsc::UnboundedReceiver<Event>,
+        ticket: Ticket,
+    },
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Source::Local { task, .. } = self {
+            task.abort();
+        }
+    }
+}
+
+impl Answer {
+    /// The next event; `None` once the answer ended.
+    pub async fn next(&mut self) -> Result<Option<Event>, ApiError> {
+        let event = match &mut self.source {
+            Source::Local { events, .. } => tokio::time::timeout_at(self.deadline, events.recv())
+                .await
+                .map_err(|_| late())?,
+            Source::Child { events, ticket } => {
+                if ticket.ended {
+                    return Ok(None);
+                }
+                let event = tokio::time::timeout_at(self.deadline, events.recv())
+                    .await
+                    .map_err(|_| late())?
+                    .ok_or_else(stopped)?;
+                match &event {
+                    Event::Data(_) => ticket.ack(),
+                    Event::End(_) => ticket.ended = true,
+                    Event::Head(h) if h.status != 200 => ticket.ended = true,
+                    Event::Head(_) => {}
+                }
+                Some(event)
+            }
+        };
+        Ok(event)
+    }
+}
+
+fn late() -> ApiError {
+    ApiError(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        "the query did not finish in time and was stopped".into(),
+    )
+}
+
+/// Where the reader of the child's frames sends each request's events.
+type Pending = HashMap<u64, mpsc::UnboundedSender<Event>>;
 
 /// Counts a query in flight on a worker; when it ends, the worker's idle time starts again.
 struct InFlight(Arc<Worker>);
@@ -123,60 +217,71 @@ impl Drop for InFlight {
     }
 }
 
-/// Forgets a request that got no reply (the caller went away or waited too long) and
-/// tells the child to stop it.
-struct Pending<'a> {
-    worker: &'a Worker,
+/// One request to the child. Dropped before its answer ended (the caller went away or
+/// waited too long), it tells the child to stop it.
+struct Ticket {
+    in_flight: InFlight,
     id: u64,
+    ended: bool,
 }
 
-impl Drop for Pending<'_> {
+impl Ticket {
+    fn send(&self, message: &ToChild) {
+        let line = serde_json::to_string(message).expect("json") + "\n";
+        let _ = self.in_flight.0.to_child.send(line);
+    }
+
+    /// The client took a piece: one more may come.
+    fn ack(&self) {
+        self.send(&ToChild {
+            id: self.id,
+            request: None,
+            cancel: false,
+            ack: 1,
+        });
+    }
+}
+
+impl Drop for Ticket {
     fn drop(&mut self) {
-        let waiting = self
-            .worker
-            .pending
-            .lock()
-            .expect("pending")
-            .remove(&self.id)
-            .is_some();
-        if waiting {
-            let cancel = ToChild {
+        let worker = &self.in_flight.0;
+        worker.pending.lock().expect("pending").remove(&self.id);
+        if !self.ended {
+            self.send(&ToChild {
                 id: self.id,
                 request: None,
                 cancel: true,
-            };
-            let line = serde_json::to_string(&cancel).expect("json") + "\n";
-            let _ = self.worker.to_child.send(line);
+                ack: 0,
+            });
         }
     }
 }
 
 impl Children {
-    async fn run(&self, req: Request) -> Result<Reply, ApiError> {
+    fn run(&self, req: Request, deadline: tokio::time::Instant) -> Result<Answer, ApiError> {
         let in_flight = self.worker()?;
-        let worker = &in_flight.0;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let wait = Duration::from_millis(req.timeout_ms) + GRACE;
-        let (tx, rx) = oneshot::channel();
-        worker.pending.lock().expect("pending").insert(id, tx);
-        let _pending = Pending { worker, id };
+        let (tx, rx) = mpsc::unbounded_channel();
+        in_flight.0.pending.lock().expect("pending").insert(id, tx);
+        let ticket = Ticket {
+            in_flight,
+            id,
+            ended: false,
+        };
         let message = ToChild {
             id,
             request: Some(req),
             cancel: false,
+            ack: 0,
         };
         let line = serde_json::to_string(&message).map_err(internal)? + "\n";
-        if worker.to_child.send(line).is_err() {
+        if ticket.in_flight.0.to_child.send(line).is_err() {
             return Err(stopped());
         }
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(stopped()),
-            Err(_) => Err(ApiError(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                "the query did not finish in time and was stopped".into(),
-            )),
-        }
+        Ok(Answer {
+            source: Source::Child { events: rx, ticket },
+            deadline,
+        })
     }
 
     /// The running query process (started if there is none), counted as in use.
@@ -225,7 +330,7 @@ impl Children {
             }
             // Dropping stdin closes it: the child finishes.
         });
-        let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>> = Arc::default();
+        let pending: Arc<Mutex<Pending>> = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let (p, d) = (pending.clone(), dead.clone());
         tokio::spawn(async move {
@@ -267,10 +372,10 @@ fn stopped() -> ApiError {
     )
 }
 
-/// Hands each reply to the request waiting for it, until the child's stdout closes.
+/// Hands each frame to the request waiting for it, until the child's stdout closes.
 async fn read_replies(
     from_child: &mut BufReader<tokio::process::ChildStdout>,
-    pending: &Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    pending: &Mutex<Pending>,
 ) -> Result<(), String> {
     let mut line = String::new();
     loop {
@@ -283,15 +388,32 @@ async fn read_replies(
         {
             return Ok(());
         }
-        let header: Header = serde_json::from_str(&line).map_err(|e| e.to_string())?;
-        let mut reply = header.reply;
-        reply.body = vec![0; header.len];
-        from_child
-            .read_exact(&mut reply.body)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(tx) = pending.lock().expect("pending").remove(&header.id) {
-            let _ = tx.send(reply);
+        let frame: Frame = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+        let id = frame.id;
+        let (event, last) = match frame {
+            Frame { head: Some(h), .. } => {
+                let last = h.status != 200;
+                (Event::Head(h), last)
+            }
+            Frame { data: Some(n), .. } => {
+                let mut data = vec![0; n];
+                from_child
+                    .read_exact(&mut data)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (Event::Data(data), false)
+            }
+            Frame { end: Some(e), .. } => (Event::End(e), true),
+            _ => return Err(format!("an empty frame: {}", line.trim())),
+        };
+        let mut pending = pending.lock().expect("pending");
+        let to = if last {
+            pending.remove(&id)
+        } else {
+            pending.get(&id).cloned()
+        };
+        if let Some(to) = to {
+            let _ = to.send(event);
         }
     }
 }
@@ -326,28 +448,28 @@ async fn reap_when_idle(
 }
 
 /// The child's side: reads requests from stdin, runs them concurrently on `wh` and writes
-/// their replies to stdout, until stdin closes.
+/// their answers to stdout, until stdin closes.
 pub async fn serve_stdio(wh: Warehouse) -> std::io::Result<()> {
-    let (tx, mut replies) = mpsc::unbounded_channel::<(u64, Reply)>();
+    {
+        // Small batches: a batch is the unit the engine computes before an answer's byte
+        // cap can stop it (1,000 values of 1 MB in one batch are 1 GB).
+        let state = wh.session().state_ref();
+        let mut state = state.write();
+        let execution = &mut state.config_mut().options_mut().execution;
+        execution.batch_size = execution.batch_size.min(QUERY_BATCH_ROWS);
+    }
+    let (tx, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::stdout();
-        while let Some((id, reply)) = replies.recv().await {
-            let header = Header {
-                id,
-                len: reply.body.len(),
-                reply,
-            };
-            // One write per reply: each write to stdout is a hop to a blocking thread.
-            let mut frame = serde_json::to_vec(&header).expect("json");
-            frame.push(b'\n');
-            frame.extend_from_slice(&header.reply.body);
+        while let Some(frame) = frames.recv().await {
+            // One write per frame: each write to stdout is a hop to a blocking thread.
             out.write_all(&frame).await?;
             out.flush().await?;
         }
         Ok::<_, std::io::Error>(())
     });
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut running: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+    let mut running: HashMap<u64, (tokio::task::AbortHandle, Arc<Semaphore>)> = HashMap::new();
     while let Some(line) = lines.next_line().await? {
         let message: ToChild = match serde_json::from_str(&line) {
             Ok(m) => m,
@@ -356,26 +478,68 @@ pub async fn serve_stdio(wh: Warehouse) -> std::io::Result<()> {
                 continue;
             }
         };
-        running.retain(|_, h| !h.is_finished());
+        running.retain(|_, (h, _)| !h.is_finished());
         if message.cancel {
-            if let Some(h) = running.remove(&message.id) {
+            if let Some((h, _)) = running.remove(&message.id) {
                 h.abort();
+            }
+            continue;
+        }
+        if message.ack > 0 {
+            if let Some((_, credits)) = running.get(&message.id) {
+                credits.add_permits(message.ack as usize);
             }
             continue;
         }
         let Some(req) = message.request else {
             continue;
         };
-        let (wh, tx, id) = (wh.clone(), tx.clone(), message.id);
+        let credits = Arc::new(Semaphore::new(CREDITS as usize));
+        let (wh, tx, id, c) = (wh.clone(), tx.clone(), message.id, credits.clone());
         let task = tokio::spawn(async move {
-            let reply = exec::execute(&wh, &req).await;
-            let _ = tx.send((id, reply));
+            let (events, mut rx) = mpsc::channel(1);
+            // Moved in: once it returns, the answer's sender fails and the query stops.
+            let forward = async move {
+                while let Some(event) = rx.recv().await {
+                    if matches!(event, Event::Data(_)) {
+                        match c.acquire().await {
+                            Ok(permit) => permit.forget(),
+                            Err(_) => return,
+                        }
+                    }
+                    if tx.send(frame(id, event)).is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::join!(exec::execute(&wh, &req, events), forward);
         });
-        running.insert(id, task.abort_handle());
+        running.insert(id, (task.abort_handle(), credits));
     }
-    for h in running.values() {
+    for (h, _) in running.values() {
         h.abort();
     }
     drop(tx);
     writer.await.map_err(std::io::Error::other)?
+}
+
+/// An event as a frame of the protocol.
+fn frame(id: u64, event: Event) -> Vec<u8> {
+    let mut line = Frame {
+        id,
+        ..Frame::default()
+    };
+    let mut data = Vec::new();
+    match event {
+        Event::Head(h) => line.head = Some(h),
+        Event::Data(d) => {
+            line.data = Some(d.len());
+            data = d;
+        }
+        Event::End(e) => line.end = Some(e),
+    }
+    let mut out = serde_json::to_vec(&line).expect("json");
+    out.push(b'\n');
+    out.extend_from_slice(&data);
+    out
 }

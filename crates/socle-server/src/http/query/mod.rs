@@ -4,15 +4,19 @@
 //! - viewers cannot query; analysts run one read-only query at a time over warehouse
 //!   tables (never a file on the server's disk); editors and admins may also send
 //!   statements that write (CREATE, INSERT, DROP...), each committed as with `socle sql`.
-//! - at most `max_rows` rows come back (`limit` lowers it; `truncated` says when rows
-//!   were cut); a query running longer than the timeout is stopped.
+//! - at most `max_rows` rows come back (`limit` lowers it), and at most
+//!   `max_answer_bytes` bytes: the answer is cut before it would pass either, and says so
+//!   ([`wire`] has the format). A query running longer than the timeout is stopped.
 //! - `?format=csv` answers the rows as CSV (a download), `json` (default) as
-//!   `{columns, rows, truncated, elapsed_ms}`.
+//!   `{columns, rows, row_count, truncated, truncated_by, elapsed_ms, message}`.
+//! - answers are streamed: the query process renders them piece by piece and the server
+//!   passes each piece on as the client reads it, so neither holds a whole answer.
 //!
-//! - at most [`slots`] queries run at once (twice the cores); others wait their turn
-//!   within their timeout, and past [`MAX_WAITING`] waiting the server answers
-//!   `503 Service Unavailable` with `Retry-After: 1` at once: an overloaded server stays
-//!   responsive and its memory bounded instead of queueing without end.
+//! - at most [`slots`] queries run at once (`server.query_slots`, by default twice the
+//!   cores); others wait for a slot up to `server.query_queue_wait`, and past it (or past
+//!   [`MAX_WAITING`] waiting) the server answers `503 Service Unavailable` with
+//!   `Retry-After: 1`: an overloaded server sheds load at once and stays responsive,
+//!   instead of queueing every query up to its timeout.
 //!
 //! Every query is written to the audit log (its first 500 characters).
 //!
@@ -21,6 +25,7 @@
 
 pub mod engine;
 pub mod exec;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,26 +107,21 @@ pub async fn query(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let guard = Waiting(&state.queries_waiting);
     if waiting >= MAX_WAITING {
-        return Ok((
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            axum::Json(json!({"error": format!("the server is busy ({waiting} queries waiting): retry in a moment")})),
-        )
-            .into_response());
+        return Ok(busy(format!(
+            "the server is busy ({waiting} queries waiting): retry in a moment"
+        )));
     }
     let queued = Instant::now();
-    let _slot = tokio::time::timeout(timeout, state.query_slots.acquire())
-        .await
-        .map_err(|_| {
-            ApiError(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the server is busy: no query slot freed within {:.0} s; retry in a moment",
-                    timeout.as_secs_f64()
-                ),
-            )
-        })?
-        .map_err(internal)?;
+    let wait = state.options.query_queue_wait.min(timeout);
+    let slot = match tokio::time::timeout(wait, state.query_slots.clone().acquire_owned()).await {
+        Err(_) => {
+            return Ok(busy(format!(
+                "the server is busy: no query slot freed within {} ms (server.query_queue_wait); retry in a moment",
+                wait.as_millis()
+            )));
+        }
+        Ok(slot) => slot.map_err(internal)?,
+    };
     drop(guard);
     let timeout = timeout.saturating_sub(queued.elapsed());
     let excerpt: String = body.sql.chars().take(500).collect();
@@ -130,31 +130,38 @@ pub async fn query(
         sql: body.sql,
         write: caller.role.allows(Role::Editor),
         limit,
+        max_bytes: state.options.max_answer_bytes,
         timeout_ms: timeout.as_millis() as u64,
         csv,
     };
-    let reply = state.engine.run(request).await?;
-    if reply.wrote {
+    let mut answer = state.engine.run(request).await?;
+    let head = match answer.next().await? {
+        Some(exec::Event::Head(head)) => head,
+        _ => return Err(internal("the query process answered without a head")),
+    };
+    if head.wrote {
         state.catalog.invalidate();
     }
-    if reply.status != 200 {
-        let message = String::from_utf8_lossy(&reply.body).into_owned();
-        return Err(match StatusCode::from_u16(reply.status) {
+    if head.status != 200 {
+        let message = head.message.unwrap_or_default();
+        return Err(match StatusCode::from_u16(head.status) {
             Ok(status) if status != StatusCode::INTERNAL_SERVER_ERROR => ApiError(status, message),
             _ => internal(message),
         });
     }
-    let content_type = if reply.csv {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/json"
+    let limits = wire::Limits {
+        rows: limit,
+        bytes: state.options.max_answer_bytes,
     };
-    let mut response = ([(header::CONTENT_TYPE, content_type)], reply.body).into_response();
-    if reply.csv {
-        response.headers_mut().insert(
-            header::CONTENT_DISPOSITION,
-            header::HeaderValue::from_static("attachment; filename=\"query.csv\""),
-        );
-    }
-    Ok(response)
+    wire::respond(answer, head.csv, limits, Box::new(slot)).await
+}
+
+/// `503 Service Unavailable` with `Retry-After: 1`.
+fn busy(message: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        axum::Json(json!({ "error": message })),
+    )
+        .into_response()
 }
