@@ -20,4 +20,5 @@ mod server_api;
 mod server_processes;
 mod server_ui;
 mod sql;
+mod templates;
 mod users;
