@@ -84,6 +84,8 @@ pub struct StreamContext<'a> {
     pub resolver: &'a (dyn socle_core::secrets::Resolver + Sync),
     pub sink: Sink,
     new_state: Option<serde_json::Value>,
+    /// What the stream's summary should say (a path that matched no file, ...).
+    pub warnings: Vec<String>,
     /// Stops the extraction early (Ctrl-C); connectors check it between pages/files.
     pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -92,6 +94,11 @@ impl StreamContext<'_> {
     /// The state to commit together with this extraction's data.
     pub fn set_state(&mut self, state: serde_json::Value) {
         self.new_state = Some(state);
+    }
+
+    /// Adds a line to the stream's summary.
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
     }
 
     /// Template variables for this run (see [`template`]).

@@ -98,6 +98,8 @@ pub struct StreamReport {
     pub duration_ms: u64,
     pub table_version: Option<i64>,
     pub new_columns: Vec<String>,
+    /// Things the run should say although it succeeded (a path that matched no file).
+    pub warnings: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -215,6 +217,7 @@ impl Extraction<'_> {
             duration_ms: 0,
             table_version: None,
             new_columns: Vec::new(),
+            warnings: Vec::new(),
             error: None,
         };
         let date = options.dates.logical_date.to_string();
@@ -298,6 +301,7 @@ impl Extraction<'_> {
             resolver: self.resolver,
             sink,
             new_state: None,
+            warnings: Vec::new(),
             cancel: self.cancel.clone(),
         };
         let extracted = source.extract(stream, &mut ctx).await;
@@ -306,6 +310,7 @@ impl Extraction<'_> {
             Err(e) => Err(e),
         };
         let new_state = ctx.new_state.take().unwrap_or(state);
+        report.warnings = std::mem::take(&mut ctx.warnings);
         let mut sink = ctx.sink;
         report.bytes = sink.bytes_in;
         report.files = sink.files_in;

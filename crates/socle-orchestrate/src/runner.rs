@@ -60,6 +60,7 @@ pub fn task_context(
         template: crate::template::context(&dates, run_id, &pipeline.name, task, &pipeline.params),
         log: Log::default(),
         pipeline: pipeline.name.clone(),
+        pipeline_file: pipeline.file.clone(),
         alerter: env.alerter.clone(),
         meta: None,
         run_id: run_id.to_string(),

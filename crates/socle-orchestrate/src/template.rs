@@ -23,6 +23,7 @@ pub struct RunDates {
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    socle_transform::jinja::limits::bound(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_function(
         "env_var",
@@ -120,6 +121,9 @@ pub fn check_syntax(text: &str) -> Result<(), String> {
 }
 
 fn describe(e: &Error) -> String {
+    if socle_transform::jinja::limits::is_out_of_budget(e) {
+        return socle_transform::jinja::limits::out_of_budget_message();
+    }
     let mut msg = e.detail().unwrap_or("").to_string();
     if msg.is_empty() {
         msg = e.kind().to_string();

@@ -208,6 +208,9 @@ fn print_summary(reports: &[StreamReport], options: &ExtractOptions) {
         for c in &r.new_columns {
             println!("  {}: new column `{c}`", r.table);
         }
+        for w in &r.warnings {
+            println!("  {}.{}: warning: {w}", r.source, r.stream);
+        }
         if r.rejected > 0 {
             println!(
                 "  {}.{}: {} rejected records in {}__rejected",

@@ -89,6 +89,19 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             keys: args.key.clone(),
         },
     };
+    // The query engine's CSV reader takes a quote left open as a value running to the end
+    // of the file, and words a bad header as a field count: check both first, with the line.
+    let delimiter = match format {
+        FileFormat::Csv => Some(b','),
+        FileFormat::Tsv => Some(b'\t'),
+        FileFormat::Parquet | FileFormat::Json => None,
+    };
+    if let Some(delimiter) = delimiter {
+        for f in &args.files {
+            socle_connect::files::quotes::check_file(f, delimiter)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        }
+    }
     let paths: Vec<String> = args
         .files
         .iter()

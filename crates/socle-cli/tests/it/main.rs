@@ -26,4 +26,5 @@ mod server_runs;
 mod server_sql_guard;
 mod server_ui;
 mod sql;
+mod templates;
 mod users;

@@ -164,18 +164,23 @@ fn decode(
         line_offset += 1;
     }
     let delimiter = one_byte("delimiter", &options.delimiter)?.unwrap_or(b',');
+    let quote = one_byte("quote", &options.quote)?.unwrap_or(b'"');
+    let escape = one_byte("escape", &options.escape)?;
+    let comment = one_byte("comment", &options.comment)?;
     let mut builder = csv::ReaderBuilder::new();
     builder
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .quote(one_byte("quote", &options.quote)?.unwrap_or(b'"'))
-        .escape(one_byte("escape", &options.escape)?)
-        .comment(one_byte("comment", &options.comment)?);
+        .quote(quote)
+        .escape(escape)
+        .comment(comment);
     if options.trim.unwrap_or(false) {
         builder.trim(csv::Trim::All);
     }
-    let mut csv = builder.from_reader(reader);
+    let watched =
+        super::quotes::QuoteWatch::new(reader, delimiter, quote, escape, comment, line_offset + 1);
+    let mut csv = builder.from_reader(watched);
     let nulls: Vec<String> = options
         .null_values
         .clone()
@@ -317,6 +322,10 @@ fn decode(
             flush(&mut builders)?;
             rows = 0;
         }
+    }
+    // A quote left open took the rest of the file as one value: the file is not loaded.
+    if let Some(line) = csv.get_ref().unclosed_quote() {
+        return Err(super::quotes::unclosed_message(line));
     }
     if rows > 0 {
         flush(&mut builders)?;

@@ -11,6 +11,7 @@
 //!     csv: { delimiter: ";", encoding: latin-1, header: true, null_values: ["", "NULL"] }
 //!     incremental: true                # only new or changed files (the default)
 //!     detect_changes: metadata         # path + size + modification time; or `hash` (content)
+//!     on_missing: warn                 # a path that matches no file: fail | warn | skip
 //!   budget:
 //!     path: data/budget.xlsx
 //!     excel: { sheet: Budget, range: "A3:F40" }
@@ -28,6 +29,7 @@ mod columnar;
 mod csv;
 mod excel;
 mod json;
+pub mod quotes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,7 @@ crate::raw_stream! {
         json: Option<Spanned<json::JsonOptions>>,
         incremental: Option<bool>,
         detect_changes: Option<Spanned<String>>,
+        on_missing: Option<Spanned<String>>,
     }
 }
 
@@ -87,6 +90,28 @@ impl Format {
     }
 }
 
+/// What a stream does when one of its paths matches no file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnMissing {
+    /// The stream fails.
+    Fail,
+    /// The stream goes on, and its summary says which path matched nothing.
+    Warn,
+    /// The stream goes on without a word.
+    Skip,
+}
+
+impl OnMissing {
+    fn parse(s: &str) -> Option<OnMissing> {
+        match s {
+            "fail" => Some(OnMissing::Fail),
+            "warn" => Some(OnMissing::Warn),
+            "skip" => Some(OnMissing::Skip),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct FilesStream {
     paths: Vec<String>,
@@ -96,6 +121,8 @@ struct FilesStream {
     json: json::JsonOptions,
     incremental: bool,
     hash: bool,
+    /// Set in the file; otherwise a glob warns and a plain path fails.
+    on_missing: Option<OnMissing>,
 }
 
 /// A `files` source.
@@ -161,6 +188,22 @@ pub fn parse(file: &SourceFile) -> std::result::Result<Box<dyn Source>, Vec<Conf
                 false
             }
         };
+        let on_missing = match &s.on_missing {
+            None => None,
+            Some(m) => match OnMissing::parse(&m.value) {
+                Some(x) => Some(x),
+                None => {
+                    errors.push(
+                        file.error(
+                            loc(m),
+                            format!("stream `{name}`: unknown `on_missing` `{}`", m.value),
+                        )
+                        .with_hint("use fail, warn or skip"),
+                    );
+                    None
+                }
+            },
+        };
         let csv = s.csv.as_ref().map(|c| c.value.clone()).unwrap_or_default();
         if let Some(c) = &s.csv
             && let Err(e) = csv.validate()
@@ -181,6 +224,7 @@ pub fn parse(file: &SourceFile) -> std::result::Result<Box<dyn Source>, Vec<Conf
                 json: s.json.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
                 incremental: s.incremental.unwrap_or(true),
                 hash,
+                on_missing,
             },
         );
     }
@@ -246,7 +290,7 @@ impl FilesSource {
         } else if full.is_file() {
             vec![full.clone()]
         } else {
-            return Err(ctx.fetch_error(format!("no file {}", full.display())));
+            Vec::new()
         };
         for p in paths {
             let meta = std::fs::metadata(&p)
@@ -318,7 +362,30 @@ impl Source for FilesSource {
         let mut found: Vec<Found> = Vec::new();
         for p in &spec.paths {
             let p = crate::template::render(p, &vars).map_err(|e| ctx.fetch_error(e))?;
-            for f in self.list(&p, ctx).await? {
+            let matched = self.list(&p, ctx).await?;
+            if matched.is_empty() {
+                let glob = has_glob(&p);
+                let what = if glob {
+                    format!("`{p}` matched no file")
+                } else {
+                    format!("no file `{p}`")
+                };
+                let default = if glob {
+                    OnMissing::Warn
+                } else {
+                    OnMissing::Fail
+                };
+                match spec.on_missing.unwrap_or(default) {
+                    OnMissing::Fail => {
+                        return Err(ctx.fetch_error(format!(
+                            "{what} (set `on_missing: warn` or `skip` if that can happen)"
+                        )));
+                    }
+                    OnMissing::Warn => ctx.warn(what),
+                    OnMissing::Skip => {}
+                }
+            }
+            for f in matched {
                 if !found.iter().any(|x| x.display == f.display) {
                     found.push(f);
                 }

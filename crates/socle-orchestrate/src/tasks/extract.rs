@@ -44,6 +44,10 @@ impl Progress for LogProgress {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         ));
+        for w in &r.warnings {
+            self.0
+                .line(&format!("{}.{}: warning: {w}", r.source, r.stream));
+        }
     }
     fn note(&self, message: &str) {
         self.0.line(&format!("note: {message}"));

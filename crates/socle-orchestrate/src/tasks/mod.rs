@@ -25,6 +25,8 @@ pub struct TaskContext {
     pub template: minijinja::Value,
     pub log: Log,
     pub pipeline: String,
+    /// The pipeline's file (named in template errors).
+    pub pipeline_file: std::path::PathBuf,
     pub alerter: Option<Arc<crate::alerts::Alerter>>,
     /// Where to record the process group of a started program (the attempt's row).
     pub meta: Option<(socle_meta::MetaDb, String, i64)>,
@@ -51,7 +53,10 @@ impl TaskContext {
     pub fn render(&self, text: &str) -> Result<String, TaskFailure> {
         crate::template::render(text, &self.template).map_err(|e| TaskFailure {
             retryable: false,
-            ..TaskFailure::new(format!("template error: {e}"))
+            ..TaskFailure::new(format!(
+                "template error in {}: {e}",
+                self.pipeline_file.display()
+            ))
         })
     }
 }

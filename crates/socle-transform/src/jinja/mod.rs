@@ -2,6 +2,7 @@
 //! socle's built-ins), the context functions (`ref`, `source`, `config`, `var`, ...), and
 //! rendering with errors that name the file and line.
 
+pub mod limits;
 pub mod macros;
 mod modules;
 pub mod objects;
@@ -66,6 +67,7 @@ impl Jinja {
         vars: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Self, RenderError> {
         let mut env = Environment::new();
+        limits::bound(&mut env);
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         minijinja_contrib::add_to_environment(&mut env);
@@ -188,9 +190,13 @@ pub fn render_error(err: &Error) -> RenderError {
         }
         cur = e.source();
     }
-    let message = match best.detail() {
-        Some(d) => d.to_string(),
-        None => best.kind().to_string(),
+    let message = if limits::is_out_of_budget(err) {
+        limits::out_of_budget_message()
+    } else {
+        match best.detail() {
+            Some(d) => d.to_string(),
+            None => best.kind().to_string(),
+        }
     };
     RenderError {
         template: best.name().unwrap_or("?").to_string(),
