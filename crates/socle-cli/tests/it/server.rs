@@ -47,11 +47,7 @@ pub fn start_command(command: std::process::Command) -> Server {
 
 /// `start_command`, the server's log (stderr) going to `log`.
 pub fn start_command_logged(mut command: std::process::Command, log: impl Into<Stdio>) -> Server {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut port, mut admin_password) = (0, String::new());
     for line in lines.by_ref().take(20) {

@@ -27,7 +27,7 @@ fn raise_open_files() -> u64 {
         l.rlim_cur = l.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &l);
     }
-    l.rlim_cur as u64
+    l.rlim_cur
 }
 
 /// A TCP connection to 127.0.0.1:`port` from `source` (any 127.x address is this host),

@@ -39,6 +39,8 @@ fn run_bounded(dir: &Path, args: &[&str]) -> Bounded {
         });
     }
     let started = Instant::now();
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("socle runs");
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();

@@ -197,7 +197,7 @@ fn raise_open_files_limit() -> Option<u64> {
             limit.rlim_cur = limit.rlim_max;
         }
     }
-    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// Rate-limits a log line: `due` says whether to log now, and how many were skipped.

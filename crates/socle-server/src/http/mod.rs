@@ -137,6 +137,7 @@ impl AppState {
                 ),
             ),
         };
+        let query_slots = options.query_slots.unwrap_or_else(query::slots);
         Arc::new(Self {
             engine,
             meta: env.meta.clone(),
@@ -146,9 +147,7 @@ impl AppState {
             started: Instant::now(),
             catalog: catalog::Cache::default(),
             runs: Mutex::new(tokio::task::JoinSet::new()),
-            query_slots: Arc::new(tokio::sync::Semaphore::new(
-                options.query_slots.unwrap_or_else(query::slots),
-            )),
+            query_slots: Arc::new(tokio::sync::Semaphore::new(query_slots)),
             queries_waiting: std::sync::atomic::AtomicUsize::new(0),
             throttle: throttle::Throttle::default(),
         })

@@ -456,7 +456,9 @@ pub async fn serve_stdio(wh: Warehouse) -> std::io::Result<()> {
         let state = wh.session().state_ref();
         let mut state = state.write();
         let execution = &mut state.config_mut().options_mut().execution;
-        execution.batch_size = execution.batch_size.min(QUERY_BATCH_ROWS);
+        let rows = execution.batch_size.get().min(QUERY_BATCH_ROWS);
+        execution.batch_size = datafusion::common::config::ConfigNonZeroUsize::try_new(rows)
+            .expect("at least one row");
     }
     let (tx, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {

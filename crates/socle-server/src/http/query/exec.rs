@@ -51,6 +51,12 @@ pub struct Head {
     pub message: Option<String>,
 }
 
+/// How far [`Render::render`] got: rows up to an index, or a cut.
+enum Rendered {
+    Upto(usize),
+    Cut(Cut),
+}
+
 /// Why an answer was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -330,9 +336,25 @@ impl Render {
 
     /// Renders the rows of `b`; `Some` when the answer is cut.
     async fn batch(&mut self, b: &RecordBatch) -> Result<Option<Cut>, Stop> {
-        if b.num_rows() == 0 {
-            return Ok(None);
+        let mut start = 0;
+        while start < b.num_rows() {
+            match self.render(b, start)? {
+                Rendered::Cut(cut) => return Ok(Some(cut)),
+                Rendered::Upto(next) => start = next,
+            }
+            if self.piece.len() >= PIECE {
+                self.send().await.map_err(|Gone| Stop::Gone)?;
+            }
         }
+        if self.row.capacity() > PIECE {
+            self.row = Vec::new();
+        }
+        Ok(None)
+    }
+
+    /// Renders rows of `b` from `start` until a piece is full (the formatters borrow `b`
+    /// and are not `Send`, so they live between two sends only).
+    fn render(&mut self, b: &RecordBatch, start: usize) -> Result<Rendered, Stop> {
         let opts = FormatOptions::default().with_null("");
         let formatters = b
             .columns()
@@ -340,9 +362,9 @@ impl Render {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Stop::Failed(Failed(500, format!("a column cannot be displayed: {e}"))))?;
-        for i in 0..b.num_rows() {
+        for i in start..b.num_rows() {
             if self.rows == self.limit {
-                return Ok(Some(Cut::Rows));
+                return Ok(Rendered::Cut(Cut::Rows));
             }
             self.row.clear();
             if self.csv {
@@ -366,19 +388,16 @@ impl Render {
                 serde_json::to_writer(&mut self.row, &cells).expect("json");
             }
             if self.bytes + self.row.len() as u64 > self.max_bytes {
-                return Ok(Some(Cut::Bytes));
+                return Ok(Rendered::Cut(Cut::Bytes));
             }
             self.bytes += self.row.len() as u64;
             self.piece.extend_from_slice(&self.row);
             self.rows += 1;
             if self.piece.len() >= PIECE {
-                self.send().await.map_err(|Gone| Stop::Gone)?;
+                return Ok(Rendered::Upto(i + 1));
             }
         }
-        if self.row.capacity() > PIECE {
-            self.row = Vec::new();
-        }
-        Ok(None)
+        Ok(Rendered::Upto(b.num_rows()))
     }
 
     async fn send(&mut self) -> Result<(), Gone> {

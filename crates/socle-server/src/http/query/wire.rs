@@ -90,9 +90,7 @@ pub async fn respond(
     );
     let stream =
         futures::stream::unfold(Some((answer, Some(first), hold)), move |state| async move {
-            let Some((mut answer, first, hold)) = state else {
-                return None;
-            };
+            let (mut answer, first, hold) = state?;
             if let Some(first) = first {
                 let frame: Result<Frame<Bytes>, Broken> = Ok(Frame::data(Bytes::from(first)));
                 return Some((frame, Some((answer, None, hold))));
