@@ -12,6 +12,7 @@ mod extract_files;
 mod extract_rest;
 mod extract_scrape;
 mod extract_sql;
+mod inputs;
 mod pipelines;
 mod project;
 mod scheduler;

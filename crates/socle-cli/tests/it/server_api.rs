@@ -357,7 +357,7 @@ fn catalog_queries_pipelines_audit_and_metrics() {
     for (sql, expect) in [
         ("CREATE TABLE main.nope AS SELECT 1 AS a", "only queries"),
         ("DROP TABLE marts.daily_revenue", "only queries"),
-        ("SELECT * FROM 'exports/orders.csv'", "is a file"),
+        ("SELECT * FROM 'exports/orders.csv'", "not found"),
         ("SELECT 1; SELECT 2", "one statement"),
         ("SELEC 1", "SELEC"),
     ] {
