@@ -76,12 +76,22 @@ impl MetaDb {
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    // Switching a new database to WAL takes an exclusive lock that SQLite
+                    // does not wait for (another process opening it at the same moment
+                    // gets "database is locked" at once): try again for a few seconds.
+                    let mut tries = 0;
+                    while let Err(e) = conn.execute("PRAGMA journal_mode = WAL").await {
+                        tries += 1;
+                        if tries >= 50 || !e.to_string().contains("locked") {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
                     // In WAL mode NORMAL syncs at checkpoints, not at every commit: a killed
                     // process loses nothing committed; only a power cut may lose the last
                     // commits (never corrupts). The server writes an audit row per query.
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
                 })

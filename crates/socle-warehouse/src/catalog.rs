@@ -145,7 +145,7 @@ impl Shared {
             .with_storage_backend(self.lake.store(), url)
             .build()
             .map_err(delta_err)?;
-        let loaded = match as_of {
+        let mut loaded = match as_of {
             Some(AsOf::Version(v)) => {
                 if *v < 0 {
                     return Err(WarehouseError::Unsupported(format!(
@@ -157,6 +157,17 @@ impl Shared {
             Some(AsOf::Timestamp(ts)) => table.load_with_datetime(parse_timestamp(ts)?).await,
             None => table.load().await,
         };
+        // A table created by another writer while this one looked: the first look found no
+        // folder, the existence check below finds the log. Look again (a few times).
+        for _ in 0..3 {
+            if as_of.is_some() || loaded.is_ok() {
+                break;
+            }
+            if !table.verify_deltatable_existence().await.unwrap_or(true) {
+                return Ok(None);
+            }
+            loaded = table.load().await;
+        }
         match loaded {
             Ok(()) => Ok(Some(table)),
             // An empty folder says NotATable; a missing local folder says the location is

@@ -532,7 +532,7 @@ pub const LOAD_ATTEMPTS: u32 = 10;
 
 /// The wait before attempt `attempt + 1`: growing from 50 ms to 1.6 s, with jitter so
 /// writers that collided do not collide again.
-fn backoff(attempt: u32) -> std::time::Duration {
+pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
     let base = 50u64 << attempt.min(5).saturating_sub(1);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -542,7 +542,7 @@ fn backoff(attempt: u32) -> std::time::Duration {
 }
 
 /// Whether `plan` scans `rel` (a load computed from the table it writes).
-fn reads_table(plan: &datafusion::logical_expr::LogicalPlan, rel: &RelName) -> bool {
+pub(crate) fn reads_table(plan: &datafusion::logical_expr::LogicalPlan, rel: &RelName) -> bool {
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::LogicalPlan;
     let mut found = false;

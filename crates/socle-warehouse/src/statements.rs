@@ -270,7 +270,34 @@ async fn references_view(
     Ok(false)
 }
 
+/// `CREATE [OR REPLACE] TABLE ... AS`. When another writer creates or replaces the table
+/// first, the statement runs again against what it committed (a bounded number of times,
+/// and not when the query reads the table itself): two concurrent `CREATE OR REPLACE` end
+/// as if run one after the other, and a plain `CREATE` that lost says the table exists.
 async fn create_table_as(
+    wh: &Warehouse,
+    rel: &RelName,
+    input: LogicalPlan,
+    or_replace: bool,
+    if_not_exists: bool,
+) -> Result<Outcome> {
+    let retry = !crate::load::reads_table(&input, rel);
+    let mut attempt = 1;
+    loop {
+        match create_table_once(wh, rel, input.clone(), or_replace, if_not_exists).await {
+            Err(WarehouseError::Conflict { .. })
+                if retry && attempt < crate::load::LOAD_ATTEMPTS =>
+            {
+                tracing::info!(table = %rel, attempt, "another writer committed first; creating again");
+                tokio::time::sleep(crate::load::backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn create_table_once(
     wh: &Warehouse,
     rel: &RelName,
     input: LogicalPlan,

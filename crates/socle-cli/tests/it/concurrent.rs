@@ -1,6 +1,6 @@
 //! Writers racing on one table: first loads of a table that does not exist yet (two and
 //! three `socle load` started at once, in every mode), merges racing on an existing table,
-//! and first extractions of a merge stream. Each race must end as if the writers had run
+//! first extractions of a merge stream, and whole `socle build`s of a new project. Each race must end as if the writers had run
 //! one after the other: append holds every batch, overwrite exactly one writer's rows,
 //! merge one row per key; and no writer answers with delta-rs's wording.
 //!
@@ -220,5 +220,48 @@ fn concurrent_first_extractions_of_a_merge_stream_do_not_duplicate() {
     // Every stream's state moved: a later extraction reads nothing new.
     for r in extract_json(&dir, &["race"]) {
         assert_eq!(r["files"], 0, "{r}");
+    }
+}
+
+/// Two and three `socle build` of a new project at once (a new metadata database too):
+/// every one commits every model and says so, and each table holds its model's rows once.
+#[test]
+fn concurrent_builds_all_commit_and_say_so() {
+    for t in 0..trials() {
+        for writers in [2usize, 3] {
+            let (_tmp, dir) = project();
+            for m in 1..=4 {
+                write(
+                    &dir,
+                    &format!("models/m{m}.sql"),
+                    &format!(
+                        "{{{{ config(materialized='table') }}}}\nselect {m} as id, 'x' as v union all select {m} + 10, 'y'\n"
+                    ),
+                );
+            }
+            write(
+                &dir,
+                "models/v1.sql",
+                "{{ config(materialized='view') }}\nselect * from {{ ref('m1') }}\n",
+            );
+            let commands: Vec<Vec<String>> =
+                (0..writers).map(|_| vec!["build".to_string()]).collect();
+            let what = format!("trial {t}, {writers} builds");
+            let outputs = all_at_once(&dir, &commands);
+            all_succeeded(&what, &outputs);
+            for o in &outputs {
+                let out = String::from_utf8_lossy(&o.stdout);
+                assert!(out.contains("PASS=5 WARN=0 ERROR=0"), "{what}:\n{out}");
+            }
+            let rows = query(
+                &dir,
+                "SELECT (SELECT count(*) FROM m1) + (SELECT count(*) FROM m2) + (SELECT count(*) FROM m3) + (SELECT count(*) FROM m4) AS n, (SELECT count(*) FROM v1) AS v",
+            );
+            assert_eq!(
+                (rows[0]["n"].as_u64(), rows[0]["v"].as_u64()),
+                (Some(8), Some(2)),
+                "{what}"
+            );
+        }
     }
 }
