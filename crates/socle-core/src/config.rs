@@ -766,9 +766,9 @@ mod tests {
         assert_eq!(c.server.query_queue_wait.as_millis(), 250);
         assert_eq!(c.server.query_slots, Some(3));
         assert_eq!(c.server.max_answer_bytes, 8 << 20);
-        let c = parse("name: shop\nserver:\n  max_answer_bytes: 2048\n").unwrap();
-        assert_eq!(c.server.max_answer_bytes, 2048);
-        assert_eq!(c.server.query_queue_wait.as_millis(), 500);
+        let small = parse("name: shop\nserver:\n  max_answer_bytes: 2048\n").unwrap();
+        assert_eq!(small.server.max_answer_bytes, 2048);
+        assert_eq!(small.server.query_queue_wait.as_millis(), 500);
         assert_eq!(c.server.bind.to_string(), "0.0.0.0");
         assert_eq!(c.server.port, 9000);
         assert_eq!(c.server.query_timeout.as_secs(), 120);

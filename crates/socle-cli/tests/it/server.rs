@@ -20,6 +20,20 @@ impl Drop for Server {
     }
 }
 
+/// An API token of the `admin` user (the one the first start creates): `Bearer ...`.
+pub fn admin_token(dir: &std::path::Path) -> String {
+    let out = crate::common::ok(
+        dir,
+        &[
+            "tokens", "create", "t", "--user", "admin", "--role", "admin",
+        ],
+    );
+    format!(
+        "Bearer {}",
+        out.lines().find(|l| l.starts_with("socle_")).unwrap()
+    )
+}
+
 /// Starts `socle serve --port 0` in `dir`; returns once it listens.
 pub fn start(dir: &std::path::Path) -> Server {
     start_with(dir, &[])
@@ -448,16 +462,7 @@ fn runs_started_over_http_are_stopped_cleanly_at_shutdown() {
         "tasks:\n  wait:\n    kind: command\n    command: [\"sh\", \"-c\", \"echo $$ > wait.pid; sleep 60\"]\n",
     );
     let mut server = start_with(&dir, &["--grace", "1s"]);
-    let out = ok(
-        &dir,
-        &[
-            "tokens", "create", "t", "--user", "admin", "--role", "admin",
-        ],
-    );
-    let token = format!(
-        "Bearer {}",
-        out.lines().find(|l| l.starts_with("socle_")).unwrap()
-    );
+    let token = admin_token(&dir);
     let a = call(
         server.port,
         "POST",

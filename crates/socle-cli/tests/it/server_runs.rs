@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::*;
-use crate::server::call;
+use crate::server::{admin_token, call};
 
 /// One attempt records its pid and sleeps a few seconds; one retry.
 const SLOW: &str = "tasks:\n  wait:\n    kind: command\n    command: [\"sh\", \"-c\", \"echo $$ >> pids.log; sleep 4\"]\n    retries: 1\n    retry_delay: 0\n";
@@ -81,16 +81,7 @@ fn killed_mid_run(
     let (tmp, dir) = project();
     write(&dir, "pipelines/slow.yml", SLOW);
     let mut first = serve(&dir, lease);
-    let out = ok(
-        &dir,
-        &[
-            "tokens", "create", "t", "--user", "admin", "--role", "admin",
-        ],
-    );
-    let token = format!(
-        "Bearer {}",
-        out.lines().find(|l| l.starts_with("socle_")).unwrap()
-    );
+    let token = admin_token(&dir);
     let a = call(
         first.1,
         "POST",

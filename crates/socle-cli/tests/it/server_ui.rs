@@ -348,6 +348,9 @@ async fn the_web_ui_in_headless_chromium() {
         .unwrap();
     css(&c, "#password-submit").await.click().await.unwrap();
     css(&c, "#nav:not([hidden])").await;
+    // Then the UI as for any viewer: the home page, and the catalog.
+    assert!(text(&c, "#view").await.contains("need the analyst role"));
+    c.goto(&format!("{base}/#/catalog")).await.unwrap();
     css(&c, "#tables tbody tr").await;
     assert!(text(&c, "#who").await.contains("otto · viewer"));
     let me = js(
