@@ -140,10 +140,28 @@ def login(port, password):
     raw = b""
     while chunk := s.recv(65536):
         raw += chunk
+    cookie = None
     for line in raw.split(b"\r\n"):
         if line.lower().startswith(b"set-cookie: "):
-            return line[12:].split(b";")[0].decode()
-    raise SystemExit(f"sign-in failed: {raw[:300]!r}")
+            cookie = line[12:].split(b";")[0].decode()
+    if cookie is None:
+        raise SystemExit(f"sign-in failed: {raw[:300]!r}")
+    # A one-time password opens a session that may only choose a new one: choose it (the
+    # session goes on). A binary that predates the rule has no csrf_token to need it.
+    answer = json.loads(raw.split(b"\r\n\r\n", 1)[1] or b"{}")
+    if answer.get("must_change_password"):
+        body = json.dumps({"current": password, "new": "flood bench passphrase"}).encode()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /api/password HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                  b"Content-Type: application/json\r\nCookie: " + cookie.encode()
+                  + b"\r\nX-CSRF-Token: " + answer["csrf_token"].encode()
+                  + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+        if b" 200 " not in reply.split(b"\r\n", 1)[0]:
+            raise SystemExit(f"setting a new password failed: {reply[:300]!r}")
+    return cookie
 
 
 def fds(pid):
