@@ -30,6 +30,11 @@ pub async fn login(
     if let Some(wait) = state.throttle.wait(&body.username, addr.ip()) {
         return Ok(throttled(wait));
     }
+    // One check at a time from an address; the wait may have begun while this one queued.
+    let _turn = state.throttle.one_check(addr.ip()).await;
+    if let Some(wait) = state.throttle.wait(&body.username, addr.ip()) {
+        return Ok(throttled(wait));
+    }
     let user = state.meta.user(&body.username).await.map_err(internal)?;
     // Same work whether the name exists or not: no timing hint about which names exist.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -187,6 +192,7 @@ pub async fn change_password(
         .address
         .parse()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let _turn = state.throttle.one_check(from).await;
     if let Some(wait) = state.throttle.wait(&caller.username, from) {
         return Ok(throttled(wait));
     }

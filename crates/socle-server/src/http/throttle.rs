@@ -13,12 +13,17 @@
 //!   wait, only by its own address's: somebody guessing the admin's password elsewhere
 //!   does not keep the admin out.
 //!
+//! - One password check at a time per client address ([`Throttle::one_check`]): a burst
+//!   of guesses from one address, sent before any of them failed, queues behind its own
+//!   checks (each re-asks for the wait once its turn comes) instead of taking every core
+//!   from the users of other addresses.
+//!
 //! The counts live in the server's memory (a restart forgets them) behind one mutex held
 //! for a map look-up, never across an await or a delay.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Wrong passwords allowed without a wait.
@@ -62,9 +67,12 @@ struct Counts {
     known: HashMap<(String, IpAddr), Instant>,
 }
 
-/// The counts of one server.
+/// The counts of one server, and the addresses' turns to have a password checked.
 #[derive(Default)]
-pub struct Throttle(Mutex<Counts>);
+pub struct Throttle(
+    Mutex<Counts>,
+    Mutex<HashMap<IpAddr, Arc<tokio::sync::Semaphore>>>,
+);
 
 fn account(name: &str) -> Key {
     Key::Account(name.trim().to_lowercase())
@@ -88,6 +96,23 @@ impl Throttle {
             .map(|f| f.until().saturating_duration_since(now))
             .max()
             .filter(|d| !d.is_zero())
+    }
+
+    /// Waits for `from`'s turn to have a password checked (one at a time per address);
+    /// the turn lasts as long as the returned permit.
+    pub async fn one_check(&self, from: IpAddr) -> tokio::sync::OwnedSemaphorePermit {
+        let turn = {
+            let mut turns = self.1.lock().expect("throttle turns");
+            if turns.len() > SWEEP_ABOVE {
+                // Addresses nobody holds or waits for.
+                turns.retain(|_, t| Arc::strong_count(t) > 1);
+            }
+            turns
+                .entry(from)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+                .clone()
+        };
+        turn.acquire_owned().await.expect("never closed")
     }
 
     /// Counts a wrong password for `user` from `from`.
@@ -146,6 +171,23 @@ mod tests {
         assert_eq!(wait(10), 8000);
         assert_eq!(wait(12), 30_000);
         assert_eq!(wait(u32::MAX), 30_000);
+    }
+
+    #[tokio::test]
+    async fn one_address_has_one_check_at_a_time() {
+        let t = Throttle::default();
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        let first = t.one_check(a).await;
+        let second = tokio::time::timeout(Duration::from_millis(50), t.one_check(a)).await;
+        assert!(second.is_err(), "the same address waits for its turn");
+        let other = tokio::time::timeout(Duration::from_millis(50), t.one_check(b)).await;
+        assert!(other.is_ok(), "another address does not");
+        drop(first);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), t.one_check(a))
+                .await
+                .is_ok()
+        );
     }
 
     #[test]
