@@ -63,15 +63,14 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before try `attempt + 1` (after `attempt` failures): the backoff doubled
-    /// per failure, capped, times a random factor in [0.5, 1).
+    /// per failure, capped, times a random factor in [0.5, 1] ([`socle_core::backoff`]).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max_backoff);
-        let r = getrandom::u64().unwrap_or(u64::MAX / 2);
-        let factor = 0.5 + (r >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
-        base.mul_f64(factor)
+        socle_core::backoff::Backoff {
+            base: self.backoff,
+            max: self.max_backoff,
+            jitter: socle_core::backoff::Jitter::Below(0.5),
+        }
+        .delay(attempt)
     }
 }
 
@@ -469,7 +468,7 @@ mod tests {
         for (attempt, full) in [(1, 100), (2, 200), (3, 400), (4, 500), (9, 500)] {
             for _ in 0..20 {
                 let d = p.delay(attempt).as_millis() as u64;
-                assert!(d >= full / 2 && d < full, "attempt {attempt}: {d} ms");
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! socle's project model, shared by every layer.
 //!
 //! - [`project`]: finding a project folder (`socle.yml` or `dbt_project.yml`) and loading it.
+//! - [`backoff`]: the one retry backoff (exponential, capped, random jitter).
 //! - [`config`]: the typed, validated contents of `socle.yml`.
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
 //! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
@@ -9,6 +10,7 @@
 //! - [`scaffold`]: `socle init`, a working project to start from.
 
 pub mod alerts;
+pub mod backoff;
 pub mod config;
 pub mod diag;
 pub mod duration;

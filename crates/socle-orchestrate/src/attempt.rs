@@ -17,18 +17,13 @@ pub fn retry_delay(policy: &Policy, try_number: u32) -> Duration {
     if !policy.retry_backoff {
         return policy.retry_delay;
     }
-    let factor = 2u32.saturating_pow(try_number.saturating_sub(1));
-    let base = policy
-        .retry_delay
-        .saturating_mul(factor)
-        .min(policy.max_retry_delay);
-    // Up to 10% jitter, so that tasks failing together do not retry in lockstep.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = base.mul_f64((nanos % 1000) as f64 / 10_000.0);
-    (base + jitter).min(policy.max_retry_delay.max(policy.retry_delay))
+    // Up to 10% more, so that tasks failing together do not retry in lockstep.
+    socle_core::backoff::Backoff {
+        base: policy.retry_delay,
+        max: policy.max_retry_delay.max(policy.retry_delay),
+        jitter: socle_core::backoff::Jitter::Above(0.1),
+    }
+    .delay(try_number)
 }
 
 /// Every attempt of one task, until one succeeds or the retries are spent.

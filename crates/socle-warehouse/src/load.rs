@@ -533,12 +533,12 @@ pub const LOAD_ATTEMPTS: u32 = 10;
 /// The wait before attempt `attempt + 1`: growing from 50 ms to 1.6 s, with jitter so
 /// writers that collided do not collide again.
 pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
-    let base = 50u64 << attempt.min(5).saturating_sub(1);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    let jitter = (nanos ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9)) % base;
-    std::time::Duration::from_millis(base / 2 + jitter)
+    socle_core::backoff::Backoff {
+        base: std::time::Duration::from_millis(50),
+        max: std::time::Duration::from_millis(1600),
+        jitter: socle_core::backoff::Jitter::Below(0.5),
+    }
+    .delay(attempt)
 }
 
 /// Whether `plan` scans `rel` (a load computed from the table it writes).
