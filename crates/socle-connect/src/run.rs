@@ -382,7 +382,7 @@ impl Extraction<'_> {
             .unwrap_or_default(),
         };
         self.meta.begin_load(src, name, &pending).await?;
-        failpoint("extract-before-load");
+        socle_core::failpoint::hit("extract-before-load");
         let replace = options.full_refresh || stream.write == Write::Replace;
         let txn = LoadOptions {
             txn: Some((app.clone(), seq)),
@@ -431,13 +431,13 @@ impl Extraction<'_> {
             }
             None => {}
         }
-        failpoint("extract-after-load");
+        socle_core::failpoint::hit("extract-after-load");
         if !sink.reject_parts.is_empty() {
             self.load_rejects(&rejected_table, &sink.reject_parts, &app, seq)
                 .await?;
         }
         self.meta.confirm_load(src, name).await?;
-        failpoint("extract-after-commit");
+        socle_core::failpoint::hit("extract-after-commit");
         Ok(())
     }
 
@@ -708,17 +708,6 @@ impl Extraction<'_> {
             .load_with(table, df, WriteMode::Append, &options)
             .await?;
         Ok(())
-    }
-}
-
-/// Crash tests: `SOCLE_FAILPOINT=<name>` aborts the process at that point, as a kill
-/// would (`extract-before-load`: the pending state is written, the data not;
-/// `extract-after-load`: the data is committed, the state not yet;
-/// `extract-after-commit`: data and state are committed, the run not yet recorded).
-fn failpoint(name: &str) {
-    if std::env::var("SOCLE_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`backoff`]: the one retry backoff (exponential, capped, random jitter).
 //! - [`config`]: the typed, validated contents of `socle.yml`.
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
+//! - [`failpoint`]: crash-test aborts, only in builds with the `failpoints` feature.
 //! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
 //!   [`secrets::store`]: the local encrypted secrets store (`socle secrets`).
@@ -14,6 +15,7 @@ pub mod backoff;
 pub mod config;
 pub mod diag;
 pub mod duration;
+pub mod failpoint;
 pub mod project;
 pub mod scaffold;
 pub mod secrets;

@@ -146,10 +146,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("cannot read the files: {}", e.strip_backtrace()))?;
     let report = wh.load(&args.table, df, mode).await?;
     // Crash tests: stop as a kill would, once the load is committed and before it is told.
-    if std::env::var("SOCLE_FAILPOINT").is_ok_and(|v| v == "load-after-commit") {
-        eprintln!("failpoint load-after-commit: aborting");
-        std::process::abort();
-    }
+    socle_core::failpoint::hit("load-after-commit");
     if args.output == super::table::OutFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -132,6 +132,10 @@ fn stopped_at(dir: &std::path::Path, failpoint: &str, args: &[&str]) {
 const DROPS: &str = "type: files\nlanding: jsonl\nstreams:\n  sales:\n    path: drops/*.csv\n";
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features socle-cli/failpoints"
+)]
 fn a_discarded_extraction_removes_its_raw_files() {
     let (_tmp, dir) = project();
     write(&dir, "sources/drops.yml", DROPS);
@@ -164,6 +168,10 @@ fn a_discarded_extraction_removes_its_raw_files() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features socle-cli/failpoints"
+)]
 fn a_kill_right_after_an_extraction_committed_loses_and_repeats_nothing() {
     let (_tmp, dir) = project();
     write(&dir, "sources/drops.yml", DROPS);
@@ -216,6 +224,10 @@ fn a_kill_right_after_an_extraction_committed_loses_and_repeats_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features socle-cli/failpoints"
+)]
 fn a_kill_right_after_a_load_committed_keeps_it_and_a_merge_rerun_repeats_nothing() {
     let (_tmp, dir) = project();
     write(&dir, "batch.csv", "id,amount\n1,10\n2,20\n3,30\n");

@@ -292,6 +292,10 @@ fn incremental_files_merges_and_type_evolution() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features socle-cli/failpoints"
+)]
 fn a_crash_on_either_side_of_the_commit_neither_loses_nor_duplicates() {
     let (_tmp, dir) = project();
     write(
