@@ -26,8 +26,8 @@ use datafusion::logical_expr::{ExprFunctionExt, SortExpr, cast, col, lit};
 use datafusion::prelude::DataFrame;
 use serde::Serialize;
 use socle_lake::Lake;
-use socle_meta::MetaDb;
 use socle_meta::extract::{ExtractRun, Pending};
+use socle_meta::{MetaDb, StreamState};
 use socle_warehouse::{LoadOptions, Warehouse, WriteMode};
 
 use crate::config::{StreamConfig, TypeConflict, Write};
@@ -82,7 +82,7 @@ pub struct StreamReport {
     pub stream: String,
     pub table: String,
     /// `success` or `failed`.
-    pub status: String,
+    pub status: StreamState,
     pub write: String,
     /// Records read (loaded or rejected).
     pub rows_read: u64,
@@ -201,7 +201,7 @@ impl Extraction<'_> {
             source: common.name.clone(),
             stream: stream.name.clone(),
             table: stream.table.clone(),
-            status: "success".into(),
+            status: StreamState::Success,
             write: if options.full_refresh {
                 "replace".into()
             } else {
@@ -229,7 +229,7 @@ impl Extraction<'_> {
             .extract_and_load(source, stream, options, &mut report)
             .await
         {
-            report.status = "failed".into();
+            report.status = StreamState::Failed;
             report.error = Some(socle_core::secrets::redact(&e.to_string()));
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -240,7 +240,7 @@ impl Extraction<'_> {
                 source: common.name.clone(),
                 stream: stream.name.clone(),
                 logical_date: date,
-                status: report.status.clone(),
+                status: report.status,
                 rows_loaded: (report.rows_inserted + report.rows_updated) as i64,
                 rows_rejected: report.rejected as i64,
                 bytes: report.bytes as i64,

@@ -40,8 +40,7 @@ pub struct ExtractRun {
     pub source: String,
     pub stream: String,
     pub logical_date: String,
-    /// `running`, `success`, `failed`.
-    pub status: String,
+    pub status: crate::StreamState,
     pub rows_loaded: i64,
     pub rows_rejected: i64,
     pub bytes: i64,
@@ -201,7 +200,7 @@ impl MetaDb {
         .bind(&run.run_id)
         .bind(&run.source)
         .bind(&run.stream)
-        .bind(&run.status)
+        .bind(run.status.as_str())
         .bind(run.rows_loaded)
         .bind(run.rows_rejected)
         .bind(run.bytes)
@@ -236,7 +235,10 @@ impl MetaDb {
                 source: r.get(1),
                 stream: r.get(2),
                 logical_date: r.get(3),
-                status: r.get(4),
+                status: r
+                    .get::<String, _>(4)
+                    .parse()
+                    .unwrap_or(crate::StreamState::Failed),
                 rows_loaded: r.get(5),
                 rows_rejected: r.get(6),
                 bytes: r.get(7),

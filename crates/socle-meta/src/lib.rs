@@ -7,14 +7,18 @@
 //!
 //! What it holds: catalog extras (view definitions, descriptions) and pipeline run
 //! history ([`runs`]); extraction state ([`extract`]); the server's users, sessions, API
-//! tokens and audit log ([`users`]).
+//! tokens and audit log ([`users`]). States and roles are typed ([`states`]) and stored as
+//! text.
 
 pub mod catalog;
 pub mod extract;
 pub mod migrations;
 pub mod runs;
+pub mod states;
 pub mod stats;
 pub mod users;
+
+pub use states::{Role, RunState, StreamState, TaskState};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};

@@ -4,7 +4,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{MetaDb, MetaError, now};
+use crate::states::decode;
+use crate::{MetaDb, MetaError, RunState, TaskState, now};
 
 /// One run of a pipeline for one logical date.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +17,7 @@ pub struct RunRecord {
     pub interval_end: String,
     /// `manual`, `scheduled` or `backfill`.
     pub trigger: String,
-    /// `queued`, `running`, `success` or `failed`.
-    pub state: String,
+    pub state: RunState,
     pub created_at: String,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
@@ -28,8 +28,7 @@ pub struct RunRecord {
 pub struct TaskRecord {
     pub run_id: String,
     pub task: String,
-    /// `running`, `up_for_retry`, `success`, `failed`, `upstream_failed`, `skipped`.
-    pub state: String,
+    pub state: TaskState,
     pub try_number: i64,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
@@ -43,14 +42,14 @@ impl TaskRecord {
     pub fn ended_without_running(
         run_id: &str,
         task: &str,
-        state: &str,
+        state: TaskState,
         try_number: i64,
         error: &str,
     ) -> Self {
         Self {
             run_id: run_id.to_string(),
             task: task.to_string(),
-            state: state.to_string(),
+            state,
             try_number,
             started_at: None,
             ended_at: Some(now()),
@@ -66,7 +65,7 @@ pub struct AttemptRecord {
     pub run_id: String,
     pub task: String,
     pub try_number: i64,
-    pub state: String,
+    pub state: TaskState,
     pub started_at: String,
     pub ended_at: Option<String>,
     pub duration_ms: Option<i64>,
@@ -82,7 +81,7 @@ fn run_of(r: &AnyRow) -> Result<RunRecord, sqlx::Error> {
         logical_date: r.try_get("logical_date")?,
         interval_end: r.try_get("interval_end")?,
         trigger: r.try_get("run_trigger")?,
-        state: r.try_get("state")?,
+        state: decode(r, "state")?,
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
@@ -142,11 +141,11 @@ impl MetaDb {
     }
 
     /// Runs in a state (`running` ones left by a crash, for instance), oldest first.
-    pub async fn runs_in_state(&self, state: &str) -> Result<Vec<RunRecord>, MetaError> {
+    pub async fn runs_in_state(&self, state: RunState) -> Result<Vec<RunRecord>, MetaError> {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLS} FROM pipeline_runs WHERE state = $1 ORDER BY created_at, run_id"
         ))
-        .bind(state)
+        .bind(state.as_str())
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(run_of).collect::<Result<_, _>>()?)
@@ -330,15 +329,15 @@ impl MetaDb {
     }
 
     /// Sets a run's state; a final state (`success`, `failed`) also stamps its end.
-    pub async fn set_run_state(&self, run_id: &str, state: &str) -> Result<(), MetaError> {
-        let ended = matches!(state, "success" | "failed").then(now);
+    pub async fn set_run_state(&self, run_id: &str, state: RunState) -> Result<(), MetaError> {
+        let ended = state.is_final().then(now);
         sqlx::query(
             "UPDATE pipeline_runs SET state = $2, ended_at = $3,
                  started_at = COALESCE(started_at, $4)
              WHERE run_id = $1",
         )
         .bind(run_id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(ended)
         .bind(now())
         .execute(self.pool())
@@ -414,7 +413,7 @@ impl MetaDb {
         )
         .bind(&t.run_id)
         .bind(&t.task)
-        .bind(&t.state)
+        .bind(t.state.as_str())
         .bind(t.try_number)
         .bind(&t.started_at)
         .bind(&t.ended_at)
@@ -438,7 +437,7 @@ impl MetaDb {
                 Ok(TaskRecord {
                     run_id: r.try_get("run_id")?,
                     task: r.try_get("task")?,
-                    state: r.try_get("state")?,
+                    state: decode(r, "state")?,
                     try_number: r.try_get("try_number")?,
                     started_at: r.try_get("started_at")?,
                     ended_at: r.try_get("ended_at")?,
@@ -462,7 +461,7 @@ impl MetaDb {
         .bind(&a.run_id)
         .bind(&a.task)
         .bind(a.try_number)
-        .bind(&a.state)
+        .bind(a.state.as_str())
         .bind(&a.started_at)
         .bind(&a.ended_at)
         .bind(a.duration_ms)
@@ -495,7 +494,7 @@ impl MetaDb {
                     run_id: r.try_get("run_id")?,
                     task: r.try_get("task")?,
                     try_number: r.try_get("try_number")?,
-                    state: r.try_get("state")?,
+                    state: decode(r, "state")?,
                     started_at: r.try_get("started_at")?,
                     ended_at: r.try_get("ended_at")?,
                     duration_ms: r.try_get("duration_ms")?,

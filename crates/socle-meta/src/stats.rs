@@ -30,7 +30,7 @@ pub struct TaskCount {
 pub struct StreamCount {
     pub source: String,
     pub stream: String,
-    pub status: String,
+    pub status: crate::StreamState,
     pub count: i64,
     pub rows_loaded: i64,
     pub rows_rejected: i64,
@@ -115,7 +115,10 @@ impl MetaDb {
             .map(|r| StreamCount {
                 source: r.get(0),
                 stream: r.get(1),
-                status: r.get(2),
+                status: r
+                    .get::<String, _>(2)
+                    .parse()
+                    .unwrap_or(crate::StreamState::Failed),
                 count: r.get(3),
                 rows_loaded: r.get(4),
                 rows_rejected: r.get(5),

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use crate::{MetaDb, MetaError, now};
+use crate::{MetaDb, MetaError, Role, now};
 
 /// A local user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +13,7 @@ pub struct User {
     pub username: String,
     /// An argon2id PHC string.
     pub password_hash: String,
-    /// `admin`, `editor`, `analyst` or `viewer`.
-    pub role: String,
+    pub role: Role,
     /// Set for a generated one-time password: the user must choose another.
     pub must_change_password: bool,
     pub created_at: String,
@@ -39,7 +38,7 @@ pub struct ApiToken {
     pub name: String,
     pub token_hash: String,
     pub username: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: String,
     pub expires_at: String,
     pub revoked_at: Option<String>,
@@ -55,11 +54,19 @@ pub struct AuditEntry {
     pub address: String,
 }
 
+/// A stored role; text no socle wrote (a hand edit) gives the least: `viewer`.
+fn stored_role(text: String) -> Role {
+    text.parse().unwrap_or_else(|e| {
+        tracing::warn!("{e}: taken as viewer");
+        Role::Viewer
+    })
+}
+
 fn user(r: &sqlx::any::AnyRow) -> User {
     User {
         username: r.get(0),
         password_hash: r.get(1),
-        role: r.get(2),
+        role: stored_role(r.get(2)),
         must_change_password: r.get::<i64, _>(3) != 0,
         created_at: r.get(4),
         updated_at: r.get(5),
@@ -72,7 +79,7 @@ fn token(r: &sqlx::any::AnyRow) -> ApiToken {
         name: r.get(1),
         token_hash: r.get(2),
         username: r.get(3),
-        role: r.get(4),
+        role: stored_role(r.get(4)),
         created_at: r.get(5),
         expires_at: r.get(6),
         revoked_at: r.get(7),
@@ -90,7 +97,7 @@ impl MetaDb {
         &self,
         username: &str,
         password_hash: &str,
-        role: &str,
+        role: Role,
         must_change_password: bool,
     ) -> Result<bool, MetaError> {
         let at = now();
@@ -100,7 +107,7 @@ impl MetaDb {
         )
         .bind(username)
         .bind(password_hash)
-        .bind(role)
+        .bind(role.as_str())
         .bind(must_change_password as i64)
         .bind(&at)
         .bind(&at)
@@ -148,9 +155,9 @@ impl MetaDb {
     }
 
     /// Sets a user's role; false when no such user.
-    pub async fn set_role(&self, username: &str, role: &str) -> Result<bool, MetaError> {
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<bool, MetaError> {
         let done = sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE username = $3")
-            .bind(role)
+            .bind(role.as_str())
             .bind(now())
             .bind(username)
             .execute(self.pool())
@@ -255,7 +262,7 @@ impl MetaDb {
         .bind(&t.name)
         .bind(&t.token_hash)
         .bind(&t.username)
-        .bind(&t.role)
+        .bind(t.role.as_str())
         .bind(&t.created_at)
         .bind(&t.expires_at)
         .execute(self.pool())

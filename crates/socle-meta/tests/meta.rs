@@ -45,31 +45,32 @@ async fn exercise(db: &MetaDb) {
 
 /// Users, sessions, tokens and the audit log.
 async fn users(db: &MetaDb) {
+    use socle_meta::Role;
     use socle_meta::users::{ApiToken, Session};
     assert!(
-        db.add_user("ada", "$argon2id$x", "admin", true)
+        db.add_user("ada", "$argon2id$x", Role::Admin, true)
             .await
             .unwrap()
     );
     assert!(
-        !db.add_user("ada", "$argon2id$y", "viewer", false)
+        !db.add_user("ada", "$argon2id$y", Role::Viewer, false)
             .await
             .unwrap()
     );
     assert!(
-        db.add_user("bob", "$argon2id$z", "viewer", false)
+        db.add_user("bob", "$argon2id$z", Role::Viewer, false)
             .await
             .unwrap()
     );
     let ada = db.user("ada").await.unwrap().unwrap();
-    assert!(ada.must_change_password && ada.role == "admin");
+    assert!(ada.must_change_password && ada.role == Role::Admin);
     assert!(
         db.set_password("ada", "$argon2id$new", false)
             .await
             .unwrap()
     );
-    assert!(db.set_role("bob", "analyst").await.unwrap());
-    assert_eq!(db.users().await.unwrap()[1].role, "analyst");
+    assert!(db.set_role("bob", Role::Analyst).await.unwrap());
+    assert_eq!(db.users().await.unwrap()[1].role, Role::Analyst);
     let s = Session {
         token_hash: "h1".into(),
         username: "bob".into(),
@@ -92,7 +93,7 @@ async fn users(db: &MetaDb) {
         name: "ci".into(),
         token_hash: "th".into(),
         username: "bob".into(),
-        role: "viewer".into(),
+        role: Role::Viewer,
         created_at: "2024-01-01T00:00:00Z".into(),
         expires_at: "2025-01-01T00:00:00Z".into(),
         revoked_at: None,

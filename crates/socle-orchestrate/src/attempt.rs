@@ -63,7 +63,7 @@ pub(crate) async fn attempt_all(
         let task = TaskRecord::ended_without_running(
             &ctx.run_id,
             &spec.name,
-            "failed",
+            TaskState::Failed,
             i64::from(last_try),
             &message,
         );
@@ -100,7 +100,7 @@ pub(crate) async fn attempt_all(
             run_id: ctx.run_id.clone(),
             task: spec.name.clone(),
             try_number: try_number as i64,
-            state: "running".into(),
+            state: TaskState::Running,
             started_at: began.clone(),
             ended_at: None,
             duration_ms: None,
@@ -111,7 +111,7 @@ pub(crate) async fn attempt_all(
         let mut task = TaskRecord {
             run_id: ctx.run_id.clone(),
             task: spec.name.clone(),
-            state: "running".into(),
+            state: TaskState::Running,
             try_number: try_number as i64,
             started_at: Some(began),
             ended_at: None,
@@ -149,7 +149,7 @@ pub(crate) async fn attempt_all(
         let (state, message, retry) = match outcome {
             Ok(summary) => {
                 log.line(&format!("[socle] succeeded: {summary}"));
-                ("success", summary, false)
+                (TaskState::Success, summary, false)
             }
             Err(mut f) => {
                 f.message = socle_core::secrets::redact(&f.message);
@@ -157,12 +157,16 @@ pub(crate) async fn attempt_all(
                 record.exit_code = f.exit_code;
                 record.error = Some(f.message.clone());
                 task.error = Some(f.message.clone());
-                ("failed", f.message, f.retryable && try_number < tries)
+                (
+                    TaskState::Failed,
+                    f.message,
+                    f.retryable && try_number < tries,
+                )
             }
         };
-        record.state = state.into();
+        record.state = state;
         record.log = log.text();
-        task.state = if retry { "up_for_retry" } else { state }.into();
+        task.state = if retry { TaskState::UpForRetry } else { state };
         if let Err(e) = async {
             meta.put_attempt(&record).await?;
             meta.put_task(&task).await
@@ -176,7 +180,7 @@ pub(crate) async fn attempt_all(
                 format!("cannot record the attempt: {e}"),
             );
         }
-        if state == "success" {
+        if state == TaskState::Success {
             return (
                 spec.name.clone(),
                 TaskState::Success,

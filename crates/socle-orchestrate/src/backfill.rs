@@ -17,7 +17,7 @@ use crate::schedule::start_of_day;
 pub enum Outcome {
     Ran(RunSummary),
     /// Already run (its run id and state).
-    Kept(String, String),
+    Kept(String, socle_meta::RunState),
 }
 
 /// The intervals whose logical date falls on `from` ..= `to` (days in the pipeline's zone).
@@ -115,7 +115,7 @@ pub async fn backfill(
                     .into_iter()
                     .rfind(|r| r.trigger == "scheduled" || r.trigger == "backfill")
                     .ok_or_else(|| OrchestrateError::Other("run vanished".into()))?;
-                if rerun_failed && existing.state == "failed" {
+                if rerun_failed && existing.state == socle_meta::RunState::Failed {
                     let s = crate::runner::resume(&env, &existing.run_id, progress, false).await?;
                     return Ok((start, Outcome::Ran(s)));
                 }

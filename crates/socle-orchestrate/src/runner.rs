@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use socle_meta::MetaDb;
 use socle_meta::runs::TaskRecord;
+use socle_meta::{MetaDb, RunState};
 use tokio::task::JoinSet;
 
 use crate::attempt::attempt_all;
@@ -84,25 +84,8 @@ pub struct RunRequest {
     pub only: Option<BTreeSet<String>>,
 }
 
-/// Final states of a task in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    Success,
-    Failed,
-    UpstreamFailed,
-    Skipped,
-}
-
-impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Success => "success",
-            TaskState::Failed => "failed",
-            TaskState::UpstreamFailed => "upstream_failed",
-            TaskState::Skipped => "skipped",
-        }
-    }
-}
+/// The states of a task in a run (stored as text by the metadata layer).
+pub use socle_meta::TaskState;
 
 /// What happens, for progress output.
 #[derive(Debug, Clone)]
@@ -346,11 +329,7 @@ pub async fn execute(
                 };
                 env.meta
                     .put_task(&TaskRecord::ended_without_running(
-                        &run_id,
-                        &name,
-                        state.as_str(),
-                        0,
-                        &message,
+                        &run_id, &name, state, 0, &message,
                     ))
                     .await?;
                 progress.event(&Event::TaskFinished {
@@ -421,7 +400,7 @@ pub async fn execute(
                 .put_task(&TaskRecord::ended_without_running(
                     &run_id,
                     name,
-                    "failed",
+                    TaskState::Failed,
                     0,
                     "interrupted",
                 ))
@@ -439,7 +418,14 @@ pub async fn execute(
             .iter()
             .all(|(_, s, _, _)| matches!(s, TaskState::Success | TaskState::Skipped));
     env.meta
-        .set_run_state(&run_id, if success { "success" } else { "failed" })
+        .set_run_state(
+            &run_id,
+            if success {
+                RunState::Success
+            } else {
+                RunState::Failed
+            },
+        )
         .await?;
     if let Some(alerter) = &env.alerter {
         let base = crate::alerts::Alert {
@@ -513,7 +499,7 @@ pub async fn resume(
         ..Previous::default()
     };
     for t in env.meta.list_tasks(run_id).await? {
-        if t.state == "success" {
+        if t.state == TaskState::Success {
             previous.succeeded.insert(t.task.clone());
         }
         previous.tries.insert(t.task, t.try_number);

@@ -223,12 +223,18 @@ pub async fn serve(
         tracing::warn!("grace period over: stopping the runs still in flight");
         running.abort_all();
         while running.join_next().await.is_some() {}
-        for run in env.meta.runs_in_state("running").await? {
+        for run in env
+            .meta
+            .runs_in_state(socle_meta::RunState::Running)
+            .await?
+        {
             if env.meta.run_runner(&run.run_id).await?.as_deref() == Some(holder.as_str()) {
                 env.meta
                     .fail_running(&run.run_id, "the scheduler stopped during this attempt")
                     .await?;
-                env.meta.set_run_state(&run.run_id, "failed").await?;
+                env.meta
+                    .set_run_state(&run.run_id, socle_meta::RunState::Failed)
+                    .await?;
             }
         }
     }
@@ -289,7 +295,11 @@ async fn recover(
     active: &mut BTreeMap<String, usize>,
 ) -> Result<()> {
     use crate::takeover::{Runner, runner_state, take_over};
-    for run in env.meta.runs_in_state("running").await? {
+    for run in env
+        .meta
+        .runs_in_state(socle_meta::RunState::Running)
+        .await?
+    {
         let Some(runner) = env.meta.run_runner(&run.run_id).await? else {
             continue;
         };
@@ -319,7 +329,10 @@ async fn recover(
         running.spawn(async move {
             if let Err(e) = crate::runner::resume(&env, &run_id, progress, true).await {
                 tracing::error!(run_id, "recovered run failed to execute: {e}");
-                let _ = env.meta.set_run_state(&run_id, "failed").await;
+                let _ = env
+                    .meta
+                    .set_run_state(&run_id, socle_meta::RunState::Failed)
+                    .await;
             }
             (name, run_id)
         });

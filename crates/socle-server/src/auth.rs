@@ -10,9 +10,6 @@
 //!   SHA-256 of the secret (32 random bytes, base64url) is what is stored. A token has a
 //!   role no higher than its owner's and an expiry.
 
-use std::fmt;
-use std::str::FromStr;
-
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
@@ -20,8 +17,6 @@ use sha2::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("unknown role `{0}` (use viewer, analyst, editor or admin)")]
-    UnknownRole(String),
     #[error("a password needs at least {MIN_PASSWORD} characters")]
     WeakPassword,
     #[error("cannot hash the password: {0}")]
@@ -33,48 +28,9 @@ pub enum AuthError {
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 12;
 
-/// What a principal may do; each role includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    Viewer,
-    Analyst,
-    Editor,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Analyst, Role::Editor, Role::Admin];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Analyst => "analyst",
-            Role::Editor => "editor",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Whether this role includes `needed`.
-    pub fn allows(&self, needed: Role) -> bool {
-        *self >= needed
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = AuthError;
-    fn from_str(s: &str) -> Result<Self, AuthError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| AuthError::UnknownRole(s.to_string()))
-    }
-}
+/// What a principal may do; each role includes the ones below it (stored as text by the
+/// metadata layer).
+pub use socle_meta::Role;
 
 /// The argon2id PHC string of a password (after checking its length).
 pub fn hash_password(password: &str) -> Result<String, AuthError> {

@@ -145,7 +145,10 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
         Format::Text => print_summary(&reports, &options),
     }
-    let failed = reports.iter().filter(|r| r.status != "success").count();
+    let failed = reports
+        .iter()
+        .filter(|r| r.status != socle_meta::StreamState::Success)
+        .count();
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
@@ -176,7 +179,7 @@ fn print_summary(reports: &[StreamReport], options: &ExtractOptions) {
                 human_bytes(r.bytes),
                 r.files.to_string(),
                 format!("{:.2}s", r.duration_ms as f64 / 1000.0),
-                r.status.to_uppercase(),
+                r.status.as_str().to_uppercase(),
             ]
         })
         .collect();

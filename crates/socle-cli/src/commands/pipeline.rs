@@ -216,11 +216,11 @@ pub async fn runs(explicit: Option<PathBuf>, args: RunsArgs) -> Result<ExitCode>
     );
     for r in &runs {
         let tasks = opened.meta.list_tasks(&r.run_id).await?;
-        let ok = tasks.iter().filter(|t| t.state == "success").count();
-        let bad = tasks
+        let ok = tasks
             .iter()
-            .filter(|t| t.state == "failed" || t.state == "upstream_failed")
+            .filter(|t| t.state == TaskState::Success)
             .count();
+        let bad = tasks.iter().filter(|t| t.state.is_failure()).count();
         println!(
             "{:<36} {:<12} {:<26} {:<8} {:<9} {ok} ok{}",
             r.run_id,
@@ -362,7 +362,7 @@ pub async fn rerun(explicit: Option<PathBuf>, args: RerunArgs) -> Result<ExitCod
     let Some(record) = opened.meta.get_run(&args.run).await? else {
         bail!(socle_orchestrate::OrchestrateError::UnknownRun(args.run));
     };
-    if record.state == "success" {
+    if record.state == socle_meta::RunState::Success {
         println!("Run {} succeeded: nothing to rerun.", record.run_id);
         return Ok(ExitCode::SUCCESS);
     }
@@ -432,11 +432,15 @@ pub async fn backfill(explicit: Option<PathBuf>, args: BackfillArgs) -> Result<E
                 println!(
                     "  {:<36} {}",
                     s.run_id,
-                    if s.success { "success" } else { "failed" }
+                    if s.success {
+                        socle_meta::RunState::Success
+                    } else {
+                        socle_meta::RunState::Failed
+                    }
                 );
             }
             socle_orchestrate::backfill::Outcome::Kept(id, state) => {
-                if state == "failed" {
+                if *state == socle_meta::RunState::Failed {
                     failed += 1;
                 }
                 println!("  {id:<36} {state} (already run; left alone)");

@@ -144,7 +144,7 @@ pub async fn users(project: Option<PathBuf>, args: UsersArgs) -> Result<ExitCode
             }
             let (password, one_time) = new_password(password_stdin)?;
             let hash = auth::hash_password(&password)?;
-            if !meta.add_user(&name, &hash, role.as_str(), one_time).await? {
+            if !meta.add_user(&name, &hash, role, one_time).await? {
                 bail!(
                     "user `{name}` exists (change it with `socle users passwd` or `socle users role`)"
                 );
@@ -174,7 +174,7 @@ pub async fn users(project: Option<PathBuf>, args: UsersArgs) -> Result<ExitCode
         }
         UsersAction::Role { name, role } => {
             let role: Role = role.parse()?;
-            if !meta.set_role(&name, role.as_str()).await? {
+            if !meta.set_role(&name, role).await? {
                 bail!("no user `{name}`");
             }
             meta.audit(&me, "user.role", &format!("{name} to {role}"), "local")
@@ -188,7 +188,7 @@ pub async fn users(project: Option<PathBuf>, args: UsersArgs) -> Result<ExitCode
                 .map(|u| {
                     vec![
                         u.username.clone(),
-                        u.role.clone(),
+                        u.role.to_string(),
                         if u.must_change_password { "yes" } else { "no" }.into(),
                         u.created_at.clone(),
                     ]
@@ -224,7 +224,7 @@ pub async fn tokens(project: Option<PathBuf>, args: TokensArgs) -> Result<ExitCo
             let Some(owner) = meta.user(&user).await? else {
                 bail!("no user `{user}` (add one with `socle users add`)");
             };
-            let owner_role: Role = owner.role.parse()?;
+            let owner_role = owner.role;
             let role: Role = match role {
                 Some(r) => r.parse()?,
                 None => owner_role,
@@ -243,7 +243,7 @@ pub async fn tokens(project: Option<PathBuf>, args: TokensArgs) -> Result<ExitCo
                 name: name.clone(),
                 token_hash: hash,
                 username: user.clone(),
-                role: role.as_str().into(),
+                role,
                 created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 expires_at: expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 revoked_at: None,
@@ -273,7 +273,7 @@ pub async fn tokens(project: Option<PathBuf>, args: TokensArgs) -> Result<ExitCo
                         t.id.clone(),
                         t.name.clone(),
                         t.username.clone(),
-                        t.role.clone(),
+                        t.role.to_string(),
                         t.expires_at.clone(),
                         t.revoked_at.clone().unwrap_or_default(),
                     ]

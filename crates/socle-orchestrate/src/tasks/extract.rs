@@ -38,7 +38,7 @@ impl Progress for LogProgress {
             r.rejected,
             r.files,
             r.duration_ms as f64 / 1000.0,
-            r.status.to_uppercase(),
+            r.status.as_str().to_uppercase(),
             r.error
                 .as_deref()
                 .map(|e| format!(": {e}"))
@@ -129,7 +129,10 @@ impl TaskKind for Extract {
             .run(&sources, &selection, &options)
             .await
             .map_err(|e| TaskFailure::new(e.to_string()))?;
-        let failed: Vec<&StreamReport> = reports.iter().filter(|r| r.status != "success").collect();
+        let failed: Vec<&StreamReport> = reports
+            .iter()
+            .filter(|r| r.status != socle_meta::StreamState::Success)
+            .collect();
         let rows: u64 = reports
             .iter()
             .map(|r| r.rows_inserted + r.rows_updated)

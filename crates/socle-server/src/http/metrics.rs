@@ -245,7 +245,7 @@ async fn history(state: &AppState, out: &mut String) -> Result<(), ApiError> {
             "socle_stream_extractions{{source=\"{}\",stream=\"{}\",status=\"{}\"}} {}",
             label(&s.source),
             label(&s.stream),
-            label(&s.status),
+            label(s.status.as_str()),
             s.count
         );
     }
@@ -254,7 +254,7 @@ async fn history(state: &AppState, out: &mut String) -> Result<(), ApiError> {
         let e = loaded.entry((&s.source, &s.stream)).or_default();
         e.0 += s.rows_loaded;
         e.1 += s.rows_rejected;
-        if s.status == "success" {
+        if s.status == socle_meta::StreamState::Success {
             e.2 = s.last_ended_at.as_deref().and_then(seconds);
         }
     }

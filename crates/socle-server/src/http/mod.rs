@@ -180,7 +180,7 @@ impl AppState {
         runs.abort_all();
         while runs.join_next().await.is_some() {}
         let me = socle_orchestrate::runner::runner_id();
-        let Ok(left) = self.meta.runs_in_state("running").await else {
+        let Ok(left) = self.meta.runs_in_state(socle_meta::RunState::Running).await else {
             return;
         };
         for run in left {
@@ -197,7 +197,10 @@ impl AppState {
                     .meta
                     .fail_running(&run.run_id, "the server stopped during this attempt")
                     .await;
-                let _ = self.meta.set_run_state(&run.run_id, "failed").await;
+                let _ = self
+                    .meta
+                    .set_run_state(&run.run_id, socle_meta::RunState::Failed)
+                    .await;
             }
         }
     }
@@ -446,11 +449,7 @@ async fn authenticate(
             return Ok(None);
         };
         // A token never exceeds its owner's current role.
-        let role = t
-            .role
-            .parse::<Role>()
-            .map_err(internal)?
-            .min(user.role.parse::<Role>().map_err(internal)?);
+        let role = t.role.min(user.role);
         return Ok(Some(Caller {
             username: user.username,
             role,
@@ -472,7 +471,7 @@ async fn authenticate(
     };
     Ok(Some(Caller {
         username: user.username,
-        role: user.role.parse().map_err(internal)?,
+        role: user.role,
         address,
         csrf: Some(session.csrf),
         session_hash: Some(hash),
@@ -614,7 +613,7 @@ pub async fn first_admin(meta: &MetaDb) -> Result<Option<String>, String> {
     let password = auth::generate_password().map_err(|e| e.to_string())?;
     let hash = auth::hash_password(&password).map_err(|e| e.to_string())?;
     let added = meta
-        .add_user("admin", &hash, Role::Admin.as_str(), true)
+        .add_user("admin", &hash, Role::Admin, true)
         .await
         .map_err(|e| e.to_string())?;
     if !added {

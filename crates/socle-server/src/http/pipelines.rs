@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use socle_meta::RunState;
 use socle_orchestrate::Pipeline;
 use socle_orchestrate::runner::{Event, RunProgress, RunRequest};
 
@@ -249,7 +250,7 @@ pub async fn rerun(
 ) -> Result<Response, ApiError> {
     let caller = caller.need(Role::Editor)?;
     let run = run_record(&state, &run_id).await?;
-    if matches!(run.state.as_str(), "running" | "queued") {
+    if matches!(run.state, RunState::Running | RunState::Queued) {
         take_over(&state, &run_id).await?;
     }
     caller.audit(&state, "run.rerun", &run_id).await?;
