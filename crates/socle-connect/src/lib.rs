@@ -50,25 +50,8 @@ pub trait Source: Send + Sync {
     async fn extract(&self, stream: &StreamConfig, ctx: &mut StreamContext<'_>) -> Result<()>;
 }
 
-/// The logical date an extraction is for, Airflow-style: the data interval it covers.
-#[derive(Debug, Clone)]
-pub struct RunDates {
-    pub logical_date: chrono::NaiveDate,
-    pub interval_start: chrono::DateTime<chrono::Utc>,
-    pub interval_end: chrono::DateTime<chrono::Utc>,
-}
-
-impl RunDates {
-    /// The day `date` (00:00 UTC) to the next day.
-    pub fn day(date: chrono::NaiveDate) -> Self {
-        let start = date.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        Self {
-            logical_date: date,
-            interval_start: start,
-            interval_end: start + chrono::Duration::days(1),
-        }
-    }
-}
+/// The dates an extraction is for (the run's data interval; see [`socle_core::dates`]).
+pub use socle_core::dates::RunDates;
 
 /// What a connector sees while it reads a stream.
 pub struct StreamContext<'a> {

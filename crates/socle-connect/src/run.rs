@@ -220,7 +220,7 @@ impl Extraction<'_> {
             warnings: Vec::new(),
             error: None,
         };
-        let date = options.dates.logical_date.to_string();
+        let date = options.dates.logical_date().to_string();
         let _ = self
             .meta
             .start_extract_run(&options.run_id, &common.name, &stream.name, &date)
@@ -274,7 +274,8 @@ impl Extraction<'_> {
         };
         let prefix = format!(
             "raw/{src}/{name}/dt={}/{}",
-            options.dates.logical_date, options.run_id
+            options.dates.logical_date(),
+            options.run_id
         );
         let progress = self.progress.clone();
         let (s1, s2) = (src.to_string(), name.to_string());

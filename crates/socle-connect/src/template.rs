@@ -71,21 +71,21 @@ pub fn run_vars(
     state: &serde_json::Value,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
-    let ds = dates.logical_date.format("%Y-%m-%d").to_string();
+    let ds = dates.ds();
     m.insert("ds_nodash".into(), ds.replace('-', "").into());
     m.insert("ds".into(), ds.clone().into());
     m.insert("logical_date".into(), ds.into());
     m.insert(
         "data_interval_start".into(),
         dates
-            .interval_start
+            .start
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             .into(),
     );
     m.insert(
         "data_interval_end".into(),
         dates
-            .interval_end
+            .end
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             .into(),
     );

@@ -3,6 +3,7 @@
 //! - [`project`]: finding a project folder (`socle.yml` or `dbt_project.yml`) and loading it.
 //! - [`backoff`]: the one retry backoff (exponential, capped, random jitter).
 //! - [`config`]: the typed, validated contents of `socle.yml`.
+//! - [`dates`]: a run's data interval and logical date (one type for every layer).
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
 //! - [`failpoint`]: crash-test aborts, only in builds with the `failpoints` feature.
 //! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
@@ -13,6 +14,7 @@
 pub mod alerts;
 pub mod backoff;
 pub mod config;
+pub mod dates;
 pub mod diag;
 pub mod duration;
 pub mod failpoint;

@@ -48,7 +48,7 @@ pub(crate) async fn attempt_all(
                     pipeline: pipeline.name.clone(),
                     task: Some(task),
                     run_id: ctx.run_id.clone(),
-                    logical_date: ctx.ds.clone(),
+                    logical_date: ctx.dates.ds(),
                     attempt: Some(try_number),
                     message,
                     logs,

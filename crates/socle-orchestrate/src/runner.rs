@@ -64,11 +64,8 @@ pub fn task_context(
         alerter: env.alerter.clone(),
         meta: None,
         run_id: run_id.to_string(),
-        ds: start.with_timezone(&tz).format("%Y-%m-%d").to_string(),
-        data_interval_start: start.with_timezone(&tz).to_rfc3339(),
-        data_interval_end: end.with_timezone(&tz).to_rfc3339(),
+        dates,
         task_command: env.task_command.clone(),
-        interval: (start, end),
     }
 }
 

@@ -7,19 +7,12 @@
 //! Dates are in the pipeline's time zone (`ds` of a daily Paris run is the Paris date).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 
 use crate::pipeline::TaskSpec;
 
-/// What a run's templates can see.
-#[derive(Debug, Clone)]
-pub struct RunDates {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub tz: Tz,
-}
+pub use socle_core::dates::RunDates;
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();

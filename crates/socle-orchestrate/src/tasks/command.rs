@@ -70,9 +70,15 @@ impl TaskKind for Command {
             .process_group(0)
             .env("SOCLE_RUN_ID", &ctx.run_id)
             .env("SOCLE_PROJECT", &ctx.project.root)
-            .env("SOCLE_DS", &ctx.ds)
-            .env("SOCLE_DATA_INTERVAL_START", &ctx.data_interval_start)
-            .env("SOCLE_DATA_INTERVAL_END", &ctx.data_interval_end);
+            .env("SOCLE_DS", ctx.dates.ds())
+            .env(
+                "SOCLE_DATA_INTERVAL_START",
+                ctx.dates.local_start().to_rfc3339(),
+            )
+            .env(
+                "SOCLE_DATA_INTERVAL_END",
+                ctx.dates.local_end().to_rfc3339(),
+            );
         if let Ok(me) = std::env::current_exe() {
             cmd.env("SOCLE_BIN", me);
         }

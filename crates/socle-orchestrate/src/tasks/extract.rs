@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
-use socle_connect::{ExtractOptions, Extraction, Progress, RunDates, StreamReport};
+use socle_connect::{ExtractOptions, Extraction, Progress, StreamReport};
 
 use super::{Log, TaskContext, TaskFailure, TaskKind};
 use crate::pipeline::TaskSpec;
@@ -102,19 +102,7 @@ impl TaskKind for Extract {
         let resolver = socle_core::secrets::store::StoreResolver::for_project(&root);
         let lake = socle_lake::Lake::open(&ctx.project.config.lake, &resolver)
             .map_err(|e| TaskFailure::new(e.to_string()))?;
-        let date = chrono::NaiveDate::parse_from_str(&ctx.ds, "%Y-%m-%d")
-            .map_err(|e| TaskFailure::new(format!("logical date `{}`: {e}", ctx.ds)))?;
-        let parse_ts = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| TaskFailure::new(format!("interval `{s}`: {e}")))
-        };
-        let dates = RunDates {
-            logical_date: date,
-            interval_start: parse_ts(&ctx.data_interval_start)?,
-            interval_end: parse_ts(&ctx.data_interval_end)?,
-        };
-        let mut options = ExtractOptions::new(dates, spec.full_refresh);
+        let mut options = ExtractOptions::new(ctx.dates, spec.full_refresh);
         options.run_id = format!("{}-{}", ctx.run_id, options.run_id);
         let extraction = Extraction {
             warehouse: &warehouse,

@@ -31,11 +31,8 @@ pub struct TaskContext {
     /// Where to record the process group of a started program (the attempt's row).
     pub meta: Option<(socle_meta::MetaDb, String, i64)>,
     pub run_id: String,
-    pub ds: String,
-    pub data_interval_start: String,
-    pub data_interval_end: String,
-    /// The run's data interval (UTC).
-    pub interval: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    /// The run's data interval and time zone.
+    pub dates: socle_core::dates::RunDates,
     /// Run kinds that use the warehouse in a child process (see [`process`]).
     pub task_command: Option<Vec<std::ffi::OsString>>,
 }

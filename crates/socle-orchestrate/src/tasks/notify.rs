@@ -58,7 +58,7 @@ impl TaskKind for Notify {
             pipeline: ctx.pipeline.clone(),
             task: Some(spec.name.clone()),
             run_id: ctx.run_id.clone(),
-            logical_date: ctx.ds.clone(),
+            logical_date: ctx.dates.ds(),
             attempt: None,
             message,
             logs: alerter.logs_link(&ctx.pipeline, &ctx.run_id, Some(&spec.name)),

@@ -119,8 +119,8 @@ async fn in_child(
         task: spec.name.clone(),
         run_id: ctx.run_id.clone(),
         try_number: ctx.meta.as_ref().map(|m| m.2).unwrap_or(1),
-        start: ctx.interval.0.to_rfc3339(),
-        end: ctx.interval.1.to_rfc3339(),
+        start: ctx.dates.start.to_rfc3339(),
+        end: ctx.dates.end.to_rfc3339(),
     };
     let mut child = tokio::process::Command::new(program)
         .args(args)
