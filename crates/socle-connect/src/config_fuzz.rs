@@ -205,8 +205,8 @@ fn the_generated_yaml_reaches_the_validation() {
     }
 }
 
-/// Found by reading for the fuzz tests: a rate so small that the wait between two
-/// requests does not fit a `Duration` panicked when the HTTP client was built.
+/// Found while writing the fuzz tests: a rate so small that the wait between two requests does
+/// not fit a `Duration` panicked when the HTTP client was built.
 #[test]
 fn regression_a_rate_limit_too_small_to_wait_for_is_an_error() {
     let text = format!("{}rate_limit: 1e-300\n", STARTS[1]);

@@ -481,7 +481,7 @@ mod tests {
         }
     }
 
-    /// Found by reading for the fuzz tests: a server's `Retry-After` past `Duration::MAX`
+    /// Found while writing the fuzz tests: a server's `Retry-After` past `Duration::MAX`
     /// panicked the connector.
     #[test]
     fn regression_a_retry_after_past_the_largest_duration() {

@@ -118,7 +118,7 @@ mod tests {
         assert!(b.delay(u32::MAX) <= Duration::from_secs(3600));
     }
 
-    /// Found by reading for the property tests: a wait configured near `Duration::MAX`
+    /// Found while writing the property tests: a wait configured near `Duration::MAX`
     /// (`retry_delay: 18446744073709551615`) panicked in `Duration::mul_f64`.
     #[test]
     fn regression_a_wait_near_the_largest_duration_saturates() {

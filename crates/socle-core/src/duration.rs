@@ -84,8 +84,8 @@ mod tests {
         assert_eq!(parse("5 parsecs"), None);
     }
 
-    /// Found by the property tests: these panicked (a float past `Duration::MAX`, then a
-    /// sum past it).
+    /// Found while writing the property tests: these panicked (a float past `Duration::MAX`,
+    /// then a sum past it).
     #[test]
     fn regression_values_past_the_largest_duration() {
         assert_eq!(parse("99999999999999999999d"), None);

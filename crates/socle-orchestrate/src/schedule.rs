@@ -182,10 +182,9 @@ mod tests {
         assert!(Schedule::parse("@sometimes", chrono_tz::UTC).is_err());
     }
 
-    /// Found by the property tests: in the hour that clocks going back repeat, every
-    /// minute of the schedule maps to the first pass, already over; the search gave up
-    /// after 8 ticks and there was no next run (nor a previous one just after a skipped
-    /// hour).
+    /// Found while writing the property tests: in the hour that clocks going back repeat, every
+    /// minute of the schedule maps to the first pass, already over; the search gave up after 8
+    /// ticks and there was no next run (nor a previous one just after a skipped hour).
     #[test]
     fn regression_every_minute_across_a_repeated_and_a_skipped_hour() {
         let s = Schedule::parse("* * * * *", chrono_tz::Europe::Paris).unwrap();

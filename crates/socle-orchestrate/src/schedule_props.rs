@@ -217,7 +217,14 @@ proptest! {
         let s = Schedule::parse(&text, tz).expect("generated expressions parse");
         let t = DateTime::from_timestamp(at + offset, 0).expect("in range");
         let next = s.next(t, false);
-        prop_assert!(next.is_some_and(|n| n > t), "`{}` in {}: next of {} is {:?}", text, tz, t, next);
+        prop_assert!(
+            next.is_some_and(|n| n > t),
+            "`{}` in {}: next of {} is {:?}",
+            text,
+            tz,
+            t,
+            next
+        );
         let previous = s.previous(t, false);
         prop_assert!(
             previous.is_some_and(|p| p < t),

@@ -206,8 +206,8 @@ mod tests {
         assert_eq!(r("plain"), "plain");
     }
 
-    /// Found by the fuzz tests: these panicked in chrono (a date past the calendar, a
-    /// format it cannot write) and took the runner down.
+    /// Found while writing the fuzz tests: these panicked in chrono (a date past the calendar,
+    /// a format it cannot write) and took the runner down.
     #[test]
     fn regression_date_macros_past_the_calendar_or_with_a_bad_format() {
         let dates = RunDates {

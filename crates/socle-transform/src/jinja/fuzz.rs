@@ -189,9 +189,9 @@ fn fuzz_render_pieces() {
         });
 }
 
-/// Found by reading for the fuzz tests: `l.extend(l)`, `d.update(d)` and comparisons with
-/// the container itself took its lock a second time while holding it, and the render
-/// waited forever.
+/// Found while writing the fuzz tests: `l.extend(l)`, `d.update(d)` and comparisons with the
+/// container itself took its lock a second time while holding it, and the render waited
+/// forever.
 #[test]
 fn regression_a_list_or_dict_read_while_it_changes() {
     let p = project();
@@ -209,8 +209,8 @@ fn regression_a_list_or_dict_read_while_it_changes() {
     );
 }
 
-/// Found by reading for the fuzz tests: a list appended to itself (directly or through
-/// another list or dict) made a cycle, and printing it never ended (a stack overflow).
+/// Found while writing the fuzz tests: a list appended to itself (directly or through another
+/// list or dict) made a cycle, and printing it never ended (a stack overflow).
 #[test]
 fn regression_a_list_or_dict_cannot_hold_itself() {
     let p = project();

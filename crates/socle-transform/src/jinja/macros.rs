@@ -271,8 +271,8 @@ mod tests {
         );
     }
 
-    /// Found by the fuzz tests: in `{%}` the `%}` overlaps the `{%`, and cutting the tag's
-    /// inside panicked on a slice that ends before it starts (any model holding `{%}`).
+    /// Found while writing the fuzz tests: in `{%}` the `%}` overlaps the `{%`, and cutting the
+    /// tag's inside panicked on a slice that ends before it starts (any model holding `{%}`).
     #[test]
     fn regression_a_tag_end_that_overlaps_its_start() {
         assert_eq!(rewrite_source("{%}"), ("{%}".to_string(), vec![]));

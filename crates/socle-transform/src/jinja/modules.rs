@@ -664,8 +664,8 @@ mod tests {
         assert!(bad.to_string().contains("out of range"), "{bad}");
     }
 
-    /// Found by the fuzz tests: the separator of `isoformat` went into a chrono format, and
-    /// one chrono cannot write (`%Q`) panicked.
+    /// Found while writing the fuzz tests: the separator of `isoformat` went into a chrono
+    /// format, and one chrono cannot write (`%Q`) panicked.
     #[test]
     fn regression_isoformat_with_a_percent_separator() {
         let dt = "modules.datetime.datetime(2024, 3, 9, 14, 5, 7)";
