@@ -16,6 +16,8 @@ use croner::Cron;
 /// How far from its start (in wall-clock hours) a search walks past ticks that do not fit;
 /// longer than any change of a zone's offset.
 const SEARCH_SPAN_HOURS: i64 = 26;
+/// The most ticks a search looks at: every second of [`SEARCH_SPAN_HOURS`], and more.
+const SEARCH_TICKS: u32 = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -57,7 +59,7 @@ impl Schedule {
         let start = Utc.from_utc_datetime(&t.with_timezone(&self.tz).naive_local());
         let mut wall = start;
         let mut incl = inclusive;
-        loop {
+        for _ in 0..SEARCH_TICKS {
             let tick = if forward {
                 self.cron.find_next_occurrence(&wall, incl).ok()?
             } else {
@@ -78,6 +80,7 @@ impl Schedule {
             wall = tick;
             incl = false;
         }
+        None
     }
 
     /// The instant of a wall-clock time in the zone (see [`Schedule::find`]).

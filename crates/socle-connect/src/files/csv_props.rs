@@ -199,7 +199,7 @@ proptest! {
         let (result, _) = decode_bytes(&options(delimiter), text.as_bytes(), &header(ncols));
         prop_assert!(result.as_ref().is_err_and(|e| e.starts_with(&at)), "{:?}", result);
         let file = tempfile::NamedTempFile::new().expect("temp file");
-        std::fs::write(file.path(), &text).expect("write");
+        std::fs::write(file.path(), text.as_bytes()).expect("write");
         let checked = check_file(file.path(), delimiter as u8);
         prop_assert!(checked.as_ref().is_err_and(|e| e.starts_with(&at)), "{:?}", checked);
     }
