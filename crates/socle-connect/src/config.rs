@@ -557,3 +557,7 @@ pub fn source_files(root: &Path) -> Result<Vec<SourceFile>, Vec<ConfigError>> {
         Err(errors)
     }
 }
+
+#[cfg(test)]
+#[path = "config_fuzz.rs"]
+mod fuzz;

@@ -141,7 +141,7 @@ impl HttpSettings {
             s.user_agent = ua.clone();
         }
         if let Some(r) = rate_limit {
-            if r.value > 0.0 && r.value.is_finite() {
+            if r.value > 0.0 && r.value.is_finite() && 1.0 / r.value <= MAX_REQUEST_INTERVAL_SECS {
                 s.rate_limit = Some(r.value);
             } else {
                 errors.push(
@@ -178,6 +178,11 @@ impl HttpSettings {
         s
     }
 }
+
+/// The longest wait between two requests that a `rate_limit` may ask for (about 31
+/// years): a smaller rate is a mistake, and its wait would not fit the clock (a rate of
+/// `1e-300` panicked when the client was built).
+const MAX_REQUEST_INTERVAL_SECS: f64 = 1e9;
 
 /// Spaces requests evenly: at most `rate` per second over the whole source.
 struct Limiter {
@@ -297,7 +302,8 @@ impl Http {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let limiter = settings.rate_limit.map(|rate| {
             Arc::new(Limiter {
-                interval: Duration::from_secs_f64(1.0 / rate),
+                interval: Duration::try_from_secs_f64((1.0 / rate).min(MAX_REQUEST_INTERVAL_SECS))
+                    .unwrap_or_default(),
                 next: tokio::sync::Mutex::new(Instant::now()),
             })
         });
@@ -446,7 +452,9 @@ fn transport_message(req: &Request, e: &reqwest::Error) -> String {
 pub fn retry_after(r: &Response) -> Option<Duration> {
     let v = r.header("retry-after")?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+        // A wait past `Duration::MAX` (`1e300`) is the longest wait, not a panic.
+        return (secs >= 0.0 && secs.is_finite())
+            .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -471,5 +479,27 @@ mod tests {
                 assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
             }
         }
+    }
+
+    /// Found while writing the fuzz tests: a server's `Retry-After` past `Duration::MAX`
+    /// panicked the connector.
+    #[test]
+    fn regression_a_retry_after_past_the_largest_duration() {
+        let response = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", value.parse().unwrap());
+            Response {
+                status: reqwest::StatusCode::TOO_MANY_REQUESTS,
+                headers,
+                body: Bytes::new(),
+                url: url::Url::parse("http://127.0.0.1/").unwrap(),
+            }
+        };
+        assert_eq!(retry_after(&response("1e300")), Some(Duration::MAX));
+        assert_eq!(
+            retry_after(&response("1.5")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(retry_after(&response("-1")), None);
     }
 }

@@ -657,3 +657,7 @@ fn avro_schema(schema: &SchemaRef) -> SchemaRef {
             .collect::<Vec<_>>(),
     ))
 }
+
+#[cfg(test)]
+#[path = "sink_props.rs"]
+mod props;

@@ -40,12 +40,18 @@ impl Backoff {
             .saturating_mul(1u32 << doublings.min(31))
             .min(self.max);
         match self.jitter {
-            Jitter::Below(f) => capped.mul_f64(1.0 - f.clamp(0.0, 1.0) * random_unit()),
-            Jitter::Above(f) => capped
-                .mul_f64(1.0 + f.max(0.0) * random_unit())
-                .min(self.max.max(capped)),
+            Jitter::Below(f) => scaled(capped, 1.0 - f.clamp(0.0, 1.0) * random_unit()).min(capped),
+            Jitter::Above(f) => {
+                scaled(capped, 1.0 + f.max(0.0) * random_unit()).min(self.max.max(capped))
+            }
         }
     }
+}
+
+/// `d × factor`, saturating at `Duration::MAX` (`Duration::mul_f64` panics past it, and a
+/// wait configured near it rounds past it as `f64` seconds).
+fn scaled(d: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 /// A uniform random number in `[0, 1)`.
@@ -57,6 +63,7 @@ pub fn random_unit() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn ms(d: Duration) -> u64 {
         d.as_millis() as u64
@@ -109,5 +116,51 @@ mod tests {
             jitter: Jitter::Below(0.5),
         };
         assert!(b.delay(u32::MAX) <= Duration::from_secs(3600));
+    }
+
+    /// Found while writing the property tests: a wait configured near `Duration::MAX`
+    /// (`retry_delay: 18446744073709551615`) panicked in `Duration::mul_f64`.
+    #[test]
+    fn regression_a_wait_near_the_largest_duration_saturates() {
+        for jitter in [Jitter::Above(0.1), Jitter::Below(0.5), Jitter::Above(0.0)] {
+            let b = Backoff {
+                base: Duration::MAX,
+                max: Duration::MAX,
+                jitter,
+            };
+            let d = b.delay(3);
+            assert!(d > Duration::from_secs(u64::MAX / 4), "{jitter:?}: {d:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Below: at most the capped wait; above: at least the capped wait (less `f64`
+        /// rounding) and at most `max` (or the capped wait when the base is larger).
+        #[test]
+        fn delays_stay_within_their_bounds(
+            base_s in any::<u64>(),
+            base_ns in 0u32..1_000_000_000,
+            max_s in any::<u64>(),
+            failures in any::<u32>(),
+            f in 0.0f64..=1.0,
+        ) {
+            let base = Duration::new(base_s, base_ns);
+            let max = Duration::from_secs(max_s);
+            let capped = base
+                .saturating_mul(1u32 << failures.saturating_sub(1).min(30))
+                .min(max);
+            let below = Backoff { base, max, jitter: Jitter::Below(f) }.delay(failures);
+            prop_assert!(below <= capped, "{:?} > {:?}", below, capped);
+            let above = Backoff { base, max, jitter: Jitter::Above(f) }.delay(failures);
+            prop_assert!(above <= max.max(capped), "{:?}", above);
+            prop_assert!(
+                above.as_secs_f64() + 1e-6 >= capped.as_secs_f64() * (1.0 - 1e-9),
+                "{:?} < {:?}",
+                above,
+                capped
+            );
+        }
     }
 }

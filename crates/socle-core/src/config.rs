@@ -664,6 +664,10 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[path = "config_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -62,10 +62,15 @@ pub fn parse(text: &str) -> Option<Duration> {
             "d" | "day" | "days" => value * 86_400.0,
             _ => return None,
         };
-        total += Duration::from_secs_f64(secs);
+        // Past `Duration::MAX` (`99999999999999999999d`) is not a duration.
+        total = total.checked_add(Duration::try_from_secs_f64(secs).ok()?)?;
     }
     number.is_empty().then_some(total)
 }
+
+#[cfg(test)]
+#[path = "duration_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -77,5 +82,18 @@ mod tests {
         assert_eq!(parse("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse("5 parsecs"), None);
+    }
+
+    /// Found while writing the property tests: these panicked (a float past `Duration::MAX`,
+    /// then a sum past it).
+    #[test]
+    fn regression_values_past_the_largest_duration() {
+        assert_eq!(parse("99999999999999999999d"), None);
+        assert_eq!(parse(&format!("1{}s", "0".repeat(400))), None);
+        assert_eq!(parse("10000000000000000000s10000000000000000000s"), None);
+        assert_eq!(
+            parse("10000000000000000000s"),
+            Some(Duration::from_secs(10_000_000_000_000_000_000))
+        );
     }
 }

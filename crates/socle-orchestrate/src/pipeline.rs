@@ -325,8 +325,14 @@ pub fn load_one(root: &Path, name: &str) -> Result<Pipeline> {
 pub fn load_file(file: &Path) -> std::result::Result<Pipeline, Vec<ConfigError>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| vec![ConfigError::file(file, format!("cannot read: {e}"))])?;
+    from_yaml(&text, file)
+}
+
+/// Parses and validates the text of a pipeline file (`file` names it in errors, and its
+/// stem is the pipeline's name); all problems found are returned.
+pub fn from_yaml(text: &str, file: &Path) -> std::result::Result<Pipeline, Vec<ConfigError>> {
     let raw: RawPipeline =
-        serde_saphyr::from_str(&text).map_err(|e| vec![ConfigError::from_yaml(file, &e)])?;
+        serde_saphyr::from_str(text).map_err(|e| vec![ConfigError::from_yaml(file, &e)])?;
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -681,6 +687,10 @@ fn task(
         Err(errors)
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_fuzz.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

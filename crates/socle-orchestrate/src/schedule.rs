@@ -13,6 +13,12 @@ use chrono::{DateTime, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
+/// How far from its start (in wall-clock hours) a search walks past ticks that do not fit;
+/// longer than any change of a zone's offset.
+const SEARCH_SPAN_HOURS: i64 = 26;
+/// The most ticks a search looks at: every second of [`SEARCH_SPAN_HOURS`], and more.
+const SEARCH_TICKS: u32 = 100_000;
+
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub expr: String,
@@ -44,10 +50,16 @@ impl Schedule {
     /// tick that does not exist (clocks going forward) runs at the same offset after the
     /// change (02:30 becomes 03:30), and one that exists twice (clocks going back) runs
     /// once, at the first.
+    ///
+    /// Ticks whose instant does not fit are those of the repeated hour after `t` (their
+    /// first pass is over) or of the skipped hour before it: the search walks past them,
+    /// as many as the schedule has there (3,600 for every second), and gives up only on
+    /// ticks more than [`SEARCH_SPAN_HOURS`] of wall-clock time away.
     fn find(&self, t: DateTime<Utc>, inclusive: bool, forward: bool) -> Option<DateTime<Utc>> {
-        let mut wall = Utc.from_utc_datetime(&t.with_timezone(&self.tz).naive_local());
+        let start = Utc.from_utc_datetime(&t.with_timezone(&self.tz).naive_local());
+        let mut wall = start;
         let mut incl = inclusive;
-        for _ in 0..8 {
+        for _ in 0..SEARCH_TICKS {
             let tick = if forward {
                 self.cron.find_next_occurrence(&wall, incl).ok()?
             } else {
@@ -61,6 +73,9 @@ impl Schedule {
             };
             if fits {
                 return Some(at);
+            }
+            if (tick - start).abs() > chrono::Duration::hours(SEARCH_SPAN_HOURS) {
+                return None;
             }
             wall = tick;
             incl = false;
@@ -115,6 +130,10 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
 }
 
 #[cfg(test)]
+#[path = "schedule_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -164,6 +183,29 @@ mod tests {
         );
         assert!(Schedule::parse("61 * * * *", chrono_tz::UTC).is_err());
         assert!(Schedule::parse("@sometimes", chrono_tz::UTC).is_err());
+    }
+
+    /// Found while writing the property tests: in the hour that clocks going back repeat, every
+    /// minute of the schedule maps to the first pass, already over; the search gave up after 8
+    /// ticks and there was no next run (nor a previous one just after a skipped hour).
+    #[test]
+    fn regression_every_minute_across_a_repeated_and_a_skipped_hour() {
+        let s = Schedule::parse("* * * * *", chrono_tz::Europe::Paris).unwrap();
+        // 02:30 CET, the second pass of 02:00-03:00 on 2024-10-27.
+        assert_eq!(
+            s.next(utc("2024-10-27T01:30:00Z"), false),
+            Some(utc("2024-10-27T02:00:00Z"))
+        );
+        // 03:00 CEST on 2024-03-31, just after the skipped hour.
+        assert_eq!(
+            s.previous(utc("2024-03-31T01:00:00Z"), false),
+            Some(utc("2024-03-31T00:59:00Z"))
+        );
+        let every_second = Schedule::parse("* * * * * *", chrono_tz::Europe::Paris).unwrap();
+        assert_eq!(
+            every_second.next(utc("2024-10-27T01:00:00Z"), false),
+            Some(utc("2024-10-27T02:00:00Z"))
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!
 //! Dates are in the pipeline's time zone (`ds` of a daily Paris run is the Paris date).
 
+use std::fmt::Write;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
@@ -39,9 +41,16 @@ fn ds_add(ds: String, days: i64) -> Result<String, Error> {
             format!("ds_add: `{ds}` is not YYYY-MM-DD"),
         )
     })?;
-    Ok((d + chrono::Duration::days(days))
-        .format("%Y-%m-%d")
-        .to_string())
+    // Days past the calendar (`ds_add(ds, 9999999999)`) are an error, not a panic.
+    chrono::Duration::try_days(days)
+        .and_then(|delta| d.checked_add_signed(delta))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("ds_add: `{ds}` plus {days} days is past the calendar"),
+            )
+        })
 }
 
 fn ds_format(ds: String, input: String, output: String) -> Result<String, Error> {
@@ -51,7 +60,15 @@ fn ds_format(ds: String, input: String, output: String) -> Result<String, Error>
             format!("ds_format: `{ds}` does not match `{input}`"),
         )
     })?;
-    Ok(d.format(&output).to_string())
+    // A format chrono cannot write (`%Q`) fails the `Display`; `to_string` would panic.
+    let mut out = String::new();
+    write!(out, "{}", d.format(&output)).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("ds_format: `{output}` is not a date format"),
+        )
+    })?;
+    Ok(out)
 }
 
 /// The template context of one task of one run.
@@ -143,6 +160,10 @@ pub fn templated_fields(spec: &TaskSpec) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[path = "template_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -176,5 +197,26 @@ mod tests {
         );
         assert!(check_syntax("{{ ds ").is_err());
         assert_eq!(r("plain"), "plain");
+    }
+
+    /// Found while writing the fuzz tests: these panicked in chrono (a date past the calendar,
+    /// a format it cannot write) and took the runner down.
+    #[test]
+    fn regression_date_macros_past_the_calendar_or_with_a_bad_format() {
+        let dates = RunDates {
+            start: "2024-03-30T23:00:00Z".parse().unwrap(),
+            end: "2024-03-31T22:00:00Z".parse().unwrap(),
+            tz: chrono_tz::Europe::Paris,
+        };
+        let ctx = context(&dates, "r", "p", "t", &serde_json::Map::new());
+        let e = render("{{ macros.ds_add(ds, 9999999999) }}", &ctx).unwrap_err();
+        assert!(e.contains("past the calendar"), "{e}");
+        assert!(render("{{ macros.ds_add(ds, -9223372036854775807) }}", &ctx).is_err());
+        let e = render("{{ macros.ds_format(ds, '%Y-%m-%d', '%Q') }}", &ctx).unwrap_err();
+        assert!(e.contains("not a date format"), "{e}");
+        assert_eq!(
+            render("{{ macros.ds_add(ds, 3) }}", &ctx).unwrap(),
+            "2024-04-03"
+        );
     }
 }

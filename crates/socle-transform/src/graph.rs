@@ -199,6 +199,9 @@ fn one(nodes: &Nodes, graph: &Graph, spec: &str) -> Result<BTreeSet<String>> {
             graph.walk(id, false, depth, &mut out);
         }
         if at {
+            // dbt's `@`: the node, its descendants, and the ancestors of all of them (of
+            // the node itself too, when it has no descendant).
+            graph.walk(id, true, None, &mut out);
             let mut desc = BTreeSet::new();
             graph.walk(id, false, None, &mut desc);
             for d in desc {
@@ -295,3 +298,7 @@ fn matching(nodes: &Nodes, core: &str) -> std::result::Result<BTreeSet<String>, 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "graph_props.rs"]
+mod props;

@@ -127,6 +127,10 @@ pub fn rewrite(sql: &str, dialect: &dyn Dialect, quote: char) -> Result<String, 
 }
 
 #[cfg(test)]
+#[path = "time_travel_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use datafusion::sql::sqlparser::dialect::{BigQueryDialect, GenericDialect};

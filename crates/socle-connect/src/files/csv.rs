@@ -332,3 +332,7 @@ fn decode(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "csv_props.rs"]
+mod props;

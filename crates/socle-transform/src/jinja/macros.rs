@@ -76,10 +76,11 @@ pub fn rewrite_source(src: &str) -> (String, Vec<String>) {
     let mut top = Vec::new();
     let mut rest = src;
     while let Some(start) = rest.find("{%") {
-        let Some(end_rel) = rest[start..].find("%}") else {
+        // The `%}` after the `{%`: in `{%}` they share the `%`, and that is no tag.
+        let Some(end_rel) = rest[start + 2..].find("%}") else {
             break;
         };
-        let end = start + end_rel + 2;
+        let end = start + 2 + end_rel + 2;
         let tag = &rest[start..end];
         let inner =
             tag[2..tag.len() - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
@@ -267,6 +268,18 @@ mod tests {
         assert!(
             out.contains("{%- endmacro -%}{% set b = __dbt_wrap(b) -%}"),
             "{out}"
+        );
+    }
+
+    /// Found while writing the fuzz tests: in `{%}` the `%}` overlaps the `{%`, and cutting the
+    /// tag's inside panicked on a slice that ends before it starts (any model holding `{%}`).
+    #[test]
+    fn regression_a_tag_end_that_overlaps_its_start() {
+        assert_eq!(rewrite_source("{%}"), ("{%}".to_string(), vec![]));
+        assert_eq!(rewrite_source("a {%} b %} c").0, "a {%} b %} c");
+        assert_eq!(
+            rewrite_source("{%}{% set l = [] %}").0,
+            "{%}{% set l = [] %}"
         );
     }
 }

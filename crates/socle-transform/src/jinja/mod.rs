@@ -2,6 +2,8 @@
 //! socle's built-ins), the context functions (`ref`, `source`, `config`, `var`, ...), and
 //! rendering with errors that name the file and line.
 
+#[cfg(test)]
+mod fuzz;
 pub mod limits;
 pub mod macros;
 mod modules;

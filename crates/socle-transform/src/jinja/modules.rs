@@ -193,10 +193,13 @@ impl DateTime {
             return self.dt.format("%Y-%m-%d").to_string();
         }
         let micros = self.dt.nanosecond() / 1_000;
-        let base = self
-            .dt
-            .format(&format!("%Y-%m-%d{sep}%H:%M:%S"))
-            .to_string();
+        // `sep` is the template's text: kept out of the format, where `%Q` would fail the
+        // `Display` (and `to_string` panic).
+        let base = format!(
+            "{}{sep}{}",
+            self.dt.format("%Y-%m-%d"),
+            self.dt.format("%H:%M:%S")
+        );
         if micros == 0 {
             base
         } else {
@@ -659,6 +662,21 @@ mod tests {
             .render_str("{{ modules.datetime.datetime(2024, 2, 30) }}", ())
             .unwrap_err();
         assert!(bad.to_string().contains("out of range"), "{bad}");
+    }
+
+    /// Found while writing the fuzz tests: the separator of `isoformat` went into a chrono
+    /// format, and one chrono cannot write (`%Q`) panicked.
+    #[test]
+    fn regression_isoformat_with_a_percent_separator() {
+        let dt = "modules.datetime.datetime(2024, 3, 9, 14, 5, 7)";
+        assert_eq!(
+            render(&format!("{{{{ {dt}.isoformat('%Q') }}}}")),
+            "2024-03-09%Q14:05:07"
+        );
+        assert_eq!(
+            render(&format!("{{{{ {dt}.isoformat('%') }}}}")),
+            "2024-03-09%14:05:07"
+        );
     }
 
     #[test]

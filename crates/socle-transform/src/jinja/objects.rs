@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, ValueKind, from_args};
 use minijinja::{Error, ErrorKind, State};
 
 /// A relation as dbt's `Relation`: prints as `"schema"."identifier"`.
@@ -92,6 +92,11 @@ impl Object for Relation {
 }
 
 /// A list templates may append to (`{% do cols.append(c) %}`), as Python's Jinja allows.
+///
+/// Its lock is never held while a value is read: a value may be this very list
+/// (`l.extend(l)`, `l.index(l)`), and reading it takes the lock again, which would wait
+/// forever. Nor may a list or dict come to hold itself ([`holds`]): printing, comparing or
+/// `tojson` of a cycle would never end.
 #[derive(Debug, Default)]
 pub struct MutList(pub Mutex<Vec<Value>>);
 
@@ -107,8 +112,8 @@ impl Object for MutList {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let items = self.0.lock().expect("list lock");
         let i = key.as_i64()?;
+        let items = self.0.lock().expect("list lock");
         let i = if i < 0 { items.len() as i64 + i } else { i };
         items.get(usize::try_from(i).ok()?).cloned()
     }
@@ -127,26 +132,34 @@ impl Object for MutList {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        let mut items = self.0.lock().expect("list lock");
+        let me = Arc::as_ptr(self).cast::<()>();
         match method {
             "append" => {
                 let (v,): (Value,) = from_args(args)?;
-                items.push(v);
+                refuse_cycle(&v, me)?;
+                self.0.lock().expect("list lock").push(v);
                 Ok(Value::from(()))
             }
             "extend" => {
                 let (v,): (Value,) = from_args(args)?;
-                items.extend(v.try_iter()?);
+                let new: Vec<Value> = v.try_iter()?.collect();
+                for item in &new {
+                    refuse_cycle(item, me)?;
+                }
+                self.0.lock().expect("list lock").extend(new);
                 Ok(Value::from(()))
             }
             "insert" => {
                 let (i, v): (usize, Value) = from_args(args)?;
+                refuse_cycle(&v, me)?;
+                let mut items = self.0.lock().expect("list lock");
                 let at = i.min(items.len());
                 items.insert(at, v);
                 Ok(Value::from(()))
             }
             "pop" => {
                 let (i,): (Option<i64>,) = from_args(args)?;
+                let mut items = self.0.lock().expect("list lock");
                 let len = items.len() as i64;
                 let i = i
                     .map(|i| if i < 0 { len + i } else { i })
@@ -161,15 +174,18 @@ impl Object for MutList {
             }
             "remove" => {
                 let (v,): (Value,) = from_args(args)?;
-                if let Some(pos) = items.iter().position(|x| *x == v) {
-                    items.remove(pos);
+                if let Some(pos) = self.items().iter().position(|x| *x == v) {
+                    let mut items = self.0.lock().expect("list lock");
+                    if pos < items.len() {
+                        items.remove(pos);
+                    }
                 }
                 Ok(Value::from(()))
             }
             "index" => {
                 let (v,): (Value,) = from_args(args)?;
                 Ok(Value::from(
-                    items
+                    self.items()
                         .iter()
                         .position(|x| *x == v)
                         .map(|p| p as i64)
@@ -178,7 +194,9 @@ impl Object for MutList {
             }
             "count" => {
                 let (v,): (Value,) = from_args(args)?;
-                Ok(Value::from(items.iter().filter(|x| **x == v).count()))
+                Ok(Value::from(
+                    self.items().iter().filter(|x| **x == v).count(),
+                ))
             }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
@@ -188,17 +206,99 @@ impl Object for MutList {
     }
 }
 
-pub fn mutable_list(v: Option<Value>) -> Result<Value, Error> {
-    let items = match v {
-        Some(v) if !v.is_undefined() && !v.is_none() => v.try_iter()?.collect(),
-        _ => Vec::new(),
-    };
-    Ok(Value::from_object(MutList(Mutex::new(items))))
+/// The values [`holds`] looks through, and how deep, before it stops looking (and lets
+/// the value in).
+const CYCLE_SEARCH_LIMIT: usize = 10_000;
+const CYCLE_SEARCH_DEPTH: usize = 64;
+
+/// An error when `value` holds the list or dict at `container` (see [`holds`]).
+fn refuse_cycle(value: &Value, container: *const ()) -> Result<(), Error> {
+    let mut budget = CYCLE_SEARCH_LIMIT;
+    if holds(value, container, &mut budget, 0)? {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "a list or dict cannot hold itself",
+        ));
+    }
+    Ok(())
 }
 
-/// A dict templates may update (`{% do d.update({'a': 1}) %}`).
+/// Whether `value` is the mutable list or dict at `container`, or holds it in its items,
+/// keys or values (through lists, dicts and sequences), looking at no more than `budget`
+/// values and [`CYCLE_SEARCH_DEPTH`] levels. Lazy iterables are not walked: walking would
+/// use them up.
+fn holds(
+    value: &Value,
+    container: *const (),
+    budget: &mut usize,
+    depth: usize,
+) -> Result<bool, Error> {
+    if *budget == 0 || depth > CYCLE_SEARCH_DEPTH {
+        return Ok(false);
+    }
+    *budget -= 1;
+    let ptr = value
+        .downcast_object_ref::<MutList>()
+        .map(|l| std::ptr::from_ref(l).cast::<()>())
+        .or_else(|| {
+            value
+                .downcast_object_ref::<MutDict>()
+                .map(|d| std::ptr::from_ref(d).cast::<()>())
+        });
+    if ptr == Some(container) {
+        return Ok(true);
+    }
+    match value.kind() {
+        ValueKind::Seq => {
+            for item in value.try_iter()? {
+                if holds(&item, container, budget, depth + 1)? {
+                    return Ok(true);
+                }
+            }
+        }
+        ValueKind::Map => {
+            for key in value.try_iter()? {
+                let item = value.get_item(&key)?;
+                if holds(&key, container, budget, depth + 1)?
+                    || holds(&item, container, budget, depth + 1)?
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(false)
+}
+
+/// A dict templates may update (`{% do d.update({'a': 1}) %}`); like [`MutList`], its lock
+/// is never held while a value is read or compared.
 #[derive(Debug, Default)]
 pub struct MutDict(pub Mutex<Vec<(Value, Value)>>);
+
+impl MutDict {
+    fn entries(&self) -> Vec<(Value, Value)> {
+        self.0.lock().expect("dict lock").clone()
+    }
+
+    /// The value of `key` (compared outside the lock).
+    fn lookup(&self, key: &Value) -> Option<Value> {
+        self.entries()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Sets `key` to `value`, both already checked by [`refuse_cycle`].
+    fn set(&self, key: Value, value: Value) {
+        let pos = self.entries().iter().position(|(k, _)| *k == key);
+        let mut entries = self.0.lock().expect("dict lock");
+        match pos {
+            Some(p) if p < entries.len() => entries[p].1 = value,
+            _ => entries.push((key, value)),
+        }
+    }
+}
 
 impl Object for MutDict {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -206,23 +306,11 @@ impl Object for MutDict {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.0
-            .lock()
-            .expect("dict lock")
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+        self.lookup(key)
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(
-            self.0
-                .lock()
-                .expect("dict lock")
-                .iter()
-                .map(|(k, _)| k.clone())
-                .collect(),
-        )
+        Enumerator::Values(self.entries().into_iter().map(|(k, _)| k).collect())
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
@@ -235,57 +323,69 @@ impl Object for MutDict {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        let mut entries = self.0.lock().expect("dict lock");
-        let set = |entries: &mut Vec<(Value, Value)>, k: Value, v: Value| match entries
-            .iter_mut()
-            .find(|(x, _)| *x == k)
-        {
-            Some(slot) => slot.1 = v,
-            None => entries.push((k, v)),
-        };
+        let me = Arc::as_ptr(self).cast::<()>();
         match method {
             "update" => {
                 let (other,): (Value,) = from_args(args)?;
+                let mut pairs = Vec::new();
                 for k in other.try_iter()? {
                     let v = other.get_item(&k)?;
-                    set(&mut entries, k, v);
+                    refuse_cycle(&k, me)?;
+                    refuse_cycle(&v, me)?;
+                    pairs.push((k, v));
+                }
+                for (k, v) in pairs {
+                    self.set(k, v);
                 }
                 Ok(Value::from(()))
             }
             "setdefault" => {
                 let (k, v): (Value, Option<Value>) = from_args(args)?;
-                if let Some((_, existing)) = entries.iter().find(|(x, _)| *x == k) {
-                    return Ok(existing.clone());
+                if let Some(existing) = self.lookup(&k) {
+                    return Ok(existing);
                 }
                 let v = v.unwrap_or(Value::from(()));
-                entries.push((k, v.clone()));
+                refuse_cycle(&k, me)?;
+                refuse_cycle(&v, me)?;
+                self.set(k, v.clone());
                 Ok(v)
             }
             "pop" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                match entries.iter().position(|(x, _)| *x == k) {
-                    Some(p) => Ok(entries.remove(p).1),
+                match self.entries().iter().position(|(x, _)| *x == k) {
+                    Some(p) => {
+                        let mut entries = self.0.lock().expect("dict lock");
+                        if p < entries.len() {
+                            Ok(entries.remove(p).1)
+                        } else {
+                            Ok(default.unwrap_or(Value::from(())))
+                        }
+                    }
                     None => Ok(default.unwrap_or(Value::from(()))),
                 }
             }
             "get" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(entries
-                    .iter()
-                    .find(|(x, _)| *x == k)
-                    .map(|(_, v)| v.clone())
+                Ok(self
+                    .lookup(&k)
                     .unwrap_or(default.unwrap_or(Value::from(()))))
             }
             "keys" => Ok(Value::from(
-                entries.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+                self.entries()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>(),
             )),
             "values" => Ok(Value::from(
-                entries.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+                self.entries()
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect::<Vec<_>>(),
             )),
             "items" => Ok(Value::from(
-                entries
-                    .iter()
-                    .map(|(k, v)| Value::from(vec![k.clone(), v.clone()]))
+                self.entries()
+                    .into_iter()
+                    .map(|(k, v)| Value::from(vec![k, v]))
                     .collect::<Vec<_>>(),
             )),
             _ => Err(Error::new(
