@@ -38,7 +38,7 @@ impl Field {
             Field::Star => (min..=max).contains(&v),
             Field::List(l) => l.contains(&v),
             Field::Range(a, b) => (*a..=*b).contains(&v),
-            Field::Step(n) => (min..=max).contains(&v) && (v - min) % n == 0,
+            Field::Step(n) => (min..=max).contains(&v) && (v - min).is_multiple_of(*n),
         }
     }
 }

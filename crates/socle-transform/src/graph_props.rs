@@ -34,11 +34,15 @@ fn id(i: usize) -> String {
 }
 
 fn folder(i: usize) -> &'static str {
-    if i % 3 == 0 { "staging" } else { "marts" }
+    if i.is_multiple_of(3) {
+        "staging"
+    } else {
+        "marts"
+    }
 }
 
 fn materialized(i: usize) -> &'static str {
-    if i % 2 == 0 { "view" } else { "table" }
+    if i.is_multiple_of(2) { "view" } else { "table" }
 }
 
 fn node(
@@ -225,8 +229,8 @@ proptest! {
     ) {
         let nodes = p.nodes();
         let graph = Graph::new(&nodes);
-        let _ = select(&nodes, &graph, &[s.clone()], &[]);
-        let _ = select(&nodes, &graph, &[e.clone()], &[s]);
+        let _ = select(&nodes, &graph, std::slice::from_ref(&s), &[]);
+        let _ = select(&nodes, &graph, std::slice::from_ref(&e), &[s]);
     }
 
     #[test]

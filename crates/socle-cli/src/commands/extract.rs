@@ -163,7 +163,8 @@ fn human_bytes(b: u64) -> String {
 fn print_summary(reports: &[StreamReport], options: &ExtractOptions) {
     println!(
         "extract run {} for {}:",
-        options.run_id, options.dates.logical_date()
+        options.run_id,
+        options.dates.logical_date()
     );
     let rows: Vec<Vec<String>> = reports
         .iter()

@@ -271,6 +271,14 @@ fn holds(
     Ok(false)
 }
 
+pub fn mutable_list(v: Option<Value>) -> Result<Value, Error> {
+    let items = match v {
+        Some(v) if !v.is_undefined() && !v.is_none() => v.try_iter()?.collect(),
+        _ => Vec::new(),
+    };
+    Ok(Value::from_object(MutList(Mutex::new(items))))
+}
+
 /// A dict templates may update (`{% do d.update({'a': 1}) %}`); like [`MutList`], its lock
 /// is never held while a value is read or compared.
 #[derive(Debug, Default)]
