@@ -5,6 +5,7 @@
 //! - [`config`]: the typed, validated contents of `socle.yml`.
 //! - [`dates`]: a run's data interval and logical date (one type for every layer).
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
+//! - [`fault`]: whose fault an error is, and its one HTTP status.
 //! - [`failpoint`]: crash-test aborts, only in builds with the `failpoints` feature.
 //! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
@@ -18,6 +19,7 @@ pub mod dates;
 pub mod diag;
 pub mod duration;
 pub mod failpoint;
+pub mod fault;
 pub mod project;
 pub mod scaffold;
 pub mod secrets;

@@ -87,6 +87,10 @@ pub enum WarehouseError {
     /// An error while running a query over the data.
     #[error("query failed: {0}")]
     Execution(String),
+    /// The storage under the warehouse failed while a query read or wrote it (a file
+    /// system or object store error): not the caller's fault.
+    #[error("storage: {0}")]
+    Storage(String),
     #[error(transparent)]
     Lake(#[from] socle_lake::LakeError),
     #[error(transparent)]
@@ -108,6 +112,24 @@ pub enum WarehouseError {
 }
 
 impl WarehouseError {
+    /// Whose fault this is (see [`socle_core::fault`]).
+    pub fn fault(&self) -> socle_core::fault::Fault {
+        use socle_core::fault::Fault;
+        match self {
+            Self::Sql(_) | Self::Load { .. } | Self::Unsupported(_) | Self::Execution(_) => {
+                Fault::Input
+            }
+            Self::NotFound { .. } => Fault::NotFound,
+            Self::Exists { .. } | Self::Conflict { .. } => Fault::Conflict,
+            Self::NotAllowed(_) => Fault::Forbidden,
+            Self::Lake(_)
+            | Self::Meta(_)
+            | Self::Delta { .. }
+            | Self::Storage(_)
+            | Self::Internal(_) => Fault::Internal,
+        }
+    }
+
     pub fn sql(message: impl Into<String>, sql: &str, position: Option<(u64, u64)>) -> Self {
         let message = message.into();
         // The parser gives no position when the text ends too early: point past its end.
@@ -133,6 +155,10 @@ impl WarehouseError {
             DataFusionError::Execution(m) => Self::Execution(m),
             DataFusionError::NotImplemented(m) => Self::Unsupported(format!("not supported: {m}")),
             DataFusionError::Internal(m) => Self::Internal(m),
+            DataFusionError::IoError(e) => Self::Storage(e.to_string()),
+            DataFusionError::ObjectStore(e) => Self::Storage(e.to_string()),
+            // A data file that cannot be read (gone, cut short): the storage's fault.
+            DataFusionError::ParquetError(e) => Self::Storage(e.to_string()),
             DataFusionError::ResourcesExhausted(m) => Self::Execution(format!(
                 "out of memory: {m} (raise warehouse.memory_limit in socle.yml or make the query lighter)"
             )),

@@ -19,6 +19,7 @@ mod scheduler;
 mod secrets;
 mod server;
 mod server_api;
+mod server_errors;
 mod server_limits;
 mod server_passwords;
 mod server_processes;

@@ -108,12 +108,20 @@ pub enum Event {
 /// A failure with its status.
 struct Failed(u16, String);
 
+/// The error's status by whose fault it is ([`socle_core::fault`]): the caller's SQL 400, a
+/// refused statement 403, a missing object 404, another writer 409; a failure of socle or
+/// of the storage under it 500, its detail in the log (the query process's stderr is the
+/// server's log), not in the answer.
 fn sql_error(e: WarehouseError) -> Failed {
-    match e {
-        WarehouseError::Internal(m) => Failed(500, m),
-        // Refused by the server's SQL policy (files, COPY, SET...): forbidden, not malformed.
-        e @ WarehouseError::NotAllowed(_) => Failed(403, e.to_string()),
-        other => Failed(400, other.to_string()),
+    let fault = e.fault();
+    if fault.is_callers() {
+        Failed(fault.http_status(), e.to_string())
+    } else {
+        tracing::error!("query: {e}");
+        Failed(
+            fault.http_status(),
+            "internal error (see the server's log)".into(),
+        )
     }
 }
 
