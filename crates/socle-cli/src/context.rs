@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use socle_core::Project;
 use socle_core::project::ProjectError;
-use socle_core::secrets::store::StoreResolver;
-use socle_lake::Lake;
 use socle_meta::MetaDb;
 use socle_warehouse::Warehouse;
 
@@ -39,12 +37,7 @@ pub async fn open_meta(explicit: Option<PathBuf>) -> Result<(Project, MetaDb)> {
     let project = project(explicit)?;
     std::env::set_current_dir(&project.root)
         .with_context(|| format!("cannot enter the project folder {}", project.root.display()))?;
-    let meta_url = project
-        .config
-        .metadata
-        .url
-        .resolve(&StoreResolver::for_project(&project.root))?;
-    let meta = MetaDb::open(&meta_url).await?;
+    let meta = socle_app::open_meta(&project, &socle_app::resolver(&project)).await?;
     Ok((project, meta))
 }
 
@@ -64,12 +57,10 @@ pub async fn open_with(
     let project = project(explicit)?;
     std::env::set_current_dir(&project.root)
         .with_context(|| format!("cannot enter the project folder {}", project.root.display()))?;
-    let secrets = StoreResolver::for_project(&project.root);
-    let lake = Lake::open(&project.config.lake, &secrets)?;
-    let meta_url = project.config.metadata.url.resolve(&secrets)?;
-    let meta = MetaDb::open(&meta_url).await?;
-    let warehouse =
-        Warehouse::open_with(lake, meta.clone(), &project.config.warehouse, access).await?;
+    let secrets = socle_app::resolver(&project);
+    let lake = socle_app::open_lake(&project, &secrets)?;
+    let meta = socle_app::open_meta(&project, &secrets).await?;
+    let warehouse = socle_app::open_warehouse(&project, lake, meta.clone(), access).await?;
     Ok(Opened {
         project,
         warehouse,

@@ -5,10 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use socle_core::secrets::store::StoreResolver;
-use socle_lake::Lake;
-use socle_meta::MetaDb;
-use socle_warehouse::Warehouse;
 
 use crate::context;
 
@@ -127,8 +123,8 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Err(e) => push("sources", Err(e.to_string())),
     }
 
-    let secrets = StoreResolver::for_project(&project.root);
-    let lake = match Lake::open(&project.config.lake, &secrets) {
+    let secrets = socle_app::resolver(&project);
+    let lake = match socle_app::open_lake(&project, &secrets) {
         Ok(lake) => match lake.check().await {
             Ok(()) => {
                 push("lake", Ok(format!("{} is reachable", lake.url())));
@@ -146,7 +142,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     };
 
     let meta = match project.config.metadata.url.resolve(&secrets) {
-        Ok(url) => match MetaDb::open(&url).await {
+        Ok(url) => match socle_app::open_meta(&project, &secrets).await {
             Ok(db) => {
                 let v = db.schema_version().await.unwrap_or_default();
                 push(
@@ -167,7 +163,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     };
 
     if let (Some(lake), Some(meta)) = (lake, meta) {
-        match Warehouse::open(lake, meta, &project.config.warehouse).await {
+        match socle_app::open_warehouse(&project, lake, meta, socle_app::Access::Project).await {
             Ok(wh) => match wh.validate().await {
                 Ok(report) => {
                     let n = report.tables + report.views;

@@ -100,8 +100,8 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             .with_context(|| format!("--date `{d}`: write YYYY-MM-DD"))?,
         None => chrono::Utc::now().date_naive() - chrono::Duration::days(1),
     };
-    let resolver = socle_core::secrets::store::StoreResolver::for_project(&root);
-    let lake = socle_lake::Lake::open(&opened.project.config.lake, &resolver)?;
+    let resolver = socle_app::resolver(&opened.project);
+    let lake = socle_app::open_lake(&opened.project, &resolver)?;
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();

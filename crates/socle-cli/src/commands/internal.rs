@@ -51,7 +51,7 @@ pub async fn task_attempt(explicit: Option<PathBuf>) -> Result<ExitCode> {
         serde_json::from_str(&input).context("the attempt to make does not parse")?;
     let (project, meta) = context::open_meta(explicit).await?;
     let project = std::sync::Arc::new(project);
-    let warehouse = socle_orchestrate::lazy::LazyWarehouse::new(project.clone(), meta.clone());
+    let warehouse = socle_app::LazyWarehouse::new(project.clone(), meta.clone());
     let env = super::pipeline::env_with(project, meta, warehouse);
     socle_orchestrate::tasks::process::attempt_here(&env, &request).await;
     Ok(ExitCode::SUCCESS)

@@ -286,7 +286,7 @@ pub async fn logs(explicit: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode>
 
 fn env_of(opened: &crate::context::Opened) -> RunEnv {
     let project = Arc::new(opened.project.clone());
-    let warehouse = socle_orchestrate::lazy::LazyWarehouse::ready(
+    let warehouse = socle_app::LazyWarehouse::ready(
         opened.warehouse.clone(),
         project.clone(),
         opened.meta.clone(),
@@ -297,7 +297,7 @@ fn env_of(opened: &crate::context::Opened) -> RunEnv {
 pub(crate) fn env_with(
     project: Arc<socle_core::Project>,
     meta: socle_meta::MetaDb,
-    warehouse: socle_orchestrate::lazy::LazyWarehouse,
+    warehouse: socle_app::LazyWarehouse,
 ) -> RunEnv {
     RunEnv {
         warehouse,
@@ -536,8 +536,7 @@ pub async fn serve(explicit: Option<PathBuf>, mut args: ServeArgs) -> Result<Exi
         task_command: super::internal::command(&project.root, "task-attempt"),
         ..{
             let project = Arc::new(project);
-            let warehouse =
-                socle_orchestrate::lazy::LazyWarehouse::new(project.clone(), meta.clone());
+            let warehouse = socle_app::LazyWarehouse::new(project.clone(), meta.clone());
             env_with(project, meta.clone(), warehouse)
         }
     };

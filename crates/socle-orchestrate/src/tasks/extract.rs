@@ -84,23 +84,12 @@ impl TaskKind for Extract {
         let warehouse = ctx.warehouse().await?;
         let meta = match &ctx.meta {
             Some((m, _, _)) => m.clone(),
-            None => {
-                let url = ctx
-                    .project
-                    .config
-                    .metadata
-                    .url
-                    .resolve(&socle_core::secrets::store::StoreResolver::for_project(
-                        &root,
-                    ))
-                    .map_err(|e| TaskFailure::new(e.to_string()))?;
-                socle_meta::MetaDb::open(&url)
-                    .await
-                    .map_err(|e| TaskFailure::new(e.to_string()))?
-            }
+            None => socle_app::open_meta(&ctx.project, &socle_app::resolver(&ctx.project))
+                .await
+                .map_err(|e| TaskFailure::new(e.to_string()))?,
         };
-        let resolver = socle_core::secrets::store::StoreResolver::for_project(&root);
-        let lake = socle_lake::Lake::open(&ctx.project.config.lake, &resolver)
+        let resolver = socle_app::resolver(&ctx.project);
+        let lake = socle_app::open_lake(&ctx.project, &resolver)
             .map_err(|e| TaskFailure::new(e.to_string()))?;
         let mut options = ExtractOptions::new(ctx.dates, spec.full_refresh);
         options.run_id = format!("{}-{}", ctx.run_id, options.run_id);

@@ -129,13 +129,11 @@ impl AppState {
         let engine = match &options.query_command {
             Some(command) => query::engine::Engine::child(command.clone(), options.query_idle),
             // Not the runs' warehouse: SQL over HTTP gets one kept to the warehouse's tables.
-            None => query::engine::Engine::in_process(
-                socle_orchestrate::lazy::LazyWarehouse::with_access(
-                    env.project.clone(),
-                    env.meta.clone(),
-                    socle_warehouse::Access::Server,
-                ),
-            ),
+            None => query::engine::Engine::in_process(socle_app::LazyWarehouse::with_access(
+                env.project.clone(),
+                env.meta.clone(),
+                socle_warehouse::Access::Server,
+            )),
         };
         let query_slots = options.query_slots.unwrap_or_else(query::slots);
         Arc::new(Self {

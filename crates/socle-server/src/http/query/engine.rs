@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socle_orchestrate::lazy::LazyWarehouse;
+use socle_app::LazyWarehouse;
 use socle_warehouse::Warehouse;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc};

@@ -1,0 +1,172 @@
+//! The application layer: the one place where a project's parts are opened.
+//!
+//! - [`open_lake`], [`open_meta`]: the lake and the metadata database of a project, with
+//!   its secrets resolver. Nothing else in socle opens either.
+//! - [`Workspace`]: a project opened once, its parts opened on first use and kept (an idle
+//!   daemon stays small: the warehouse's session is tens of MiB).
+//! - [`LazyWarehouse`]: the warehouse, opened when first needed, for SQL of one origin
+//!   ([`Access::Project`]: the project's own files; [`Access::Server`]: what arrives over
+//!   HTTP).
+//!
+//! The CLI, the orchestrator's tasks, the server and the child processes all reach the
+//! warehouse through here; no layer reaches into another's internals to get one.
+
+use std::sync::Arc;
+
+use socle_core::Project;
+use socle_core::secrets::store::StoreResolver;
+use socle_lake::Lake;
+use socle_meta::MetaDb;
+pub use socle_warehouse::Access;
+use socle_warehouse::Warehouse;
+use tokio::sync::OnceCell;
+
+/// Why a part of the project could not be opened (the part's own error, which says
+/// whose fault it is; boxed, the errors are large).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// `metadata.url` (or a secret it names) cannot be resolved.
+    #[error(transparent)]
+    Config(#[from] Box<socle_core::ConfigError>),
+    #[error(transparent)]
+    Lake(#[from] Box<socle_lake::LakeError>),
+    #[error(transparent)]
+    Meta(#[from] Box<socle_meta::MetaError>),
+    #[error(transparent)]
+    Warehouse(#[from] Box<socle_warehouse::WarehouseError>),
+}
+
+/// The secrets resolver of a project (`${env:...}`, `${secret:...}`).
+pub fn resolver(project: &Project) -> StoreResolver {
+    StoreResolver::for_project(&project.root)
+}
+
+/// Opens the project's lake (`lake:` of socle.yml).
+pub fn open_lake(project: &Project, resolver: &StoreResolver) -> Result<Lake, AppError> {
+    Lake::open(&project.config.lake, resolver).map_err(|e| AppError::Lake(Box::new(e)))
+}
+
+/// Opens (creating and migrating if needed) the project's metadata database.
+pub async fn open_meta(project: &Project, resolver: &StoreResolver) -> Result<MetaDb, AppError> {
+    let url = project
+        .config
+        .metadata
+        .url
+        .resolve(resolver)
+        .map_err(Box::new)?;
+    MetaDb::open(&url).await.map_err(|e| Box::new(e).into())
+}
+
+/// Opens the warehouse over `lake` and `meta`, for SQL of origin `access`.
+pub async fn open_warehouse(
+    project: &Project,
+    lake: Lake,
+    meta: MetaDb,
+    access: Access,
+) -> Result<Warehouse, AppError> {
+    Warehouse::open_with(lake, meta, &project.config.warehouse, access)
+        .await
+        .map_err(|e| Box::new(e).into())
+}
+
+/// A project, its parts opened on first use and kept.
+pub struct Workspace {
+    project: Arc<Project>,
+    resolver: StoreResolver,
+    meta: OnceCell<MetaDb>,
+}
+
+impl Workspace {
+    pub fn new(project: Arc<Project>) -> Self {
+        Self {
+            resolver: resolver(&project),
+            project,
+            meta: OnceCell::new(),
+        }
+    }
+
+    /// A workspace whose metadata database is already open.
+    pub fn with_meta(project: Arc<Project>, meta: MetaDb) -> Self {
+        Self {
+            resolver: resolver(&project),
+            project,
+            meta: OnceCell::new_with(Some(meta)),
+        }
+    }
+
+    pub fn project(&self) -> &Arc<Project> {
+        &self.project
+    }
+
+    pub fn resolver(&self) -> &StoreResolver {
+        &self.resolver
+    }
+
+    /// The metadata database (opened on first call).
+    pub async fn meta(&self) -> Result<MetaDb, AppError> {
+        self.meta
+            .get_or_try_init(|| open_meta(&self.project, &self.resolver))
+            .await
+            .cloned()
+    }
+
+    /// The lake (cheap: a handle on its object store).
+    pub fn lake(&self) -> Result<Lake, AppError> {
+        open_lake(&self.project, &self.resolver)
+    }
+
+    /// The warehouse for SQL of origin `access`, opened now.
+    pub async fn warehouse(&self, access: Access) -> Result<Warehouse, AppError> {
+        open_warehouse(&self.project, self.lake()?, self.meta().await?, access).await
+    }
+}
+
+/// The warehouse, opened when first needed; clones share it.
+#[derive(Clone)]
+pub struct LazyWarehouse {
+    cell: Arc<OnceCell<Warehouse>>,
+    project: Arc<Project>,
+    meta: MetaDb,
+    access: Access,
+}
+
+impl LazyWarehouse {
+    /// Opens on first use, for the project's own SQL ([`Access::Project`]).
+    pub fn new(project: Arc<Project>, meta: MetaDb) -> Self {
+        Self::with_access(project, meta, Access::Project)
+    }
+
+    /// Opens on first use, for SQL of the given origin ([`Access::Server`]: what arrives
+    /// over HTTP).
+    pub fn with_access(project: Arc<Project>, meta: MetaDb, access: Access) -> Self {
+        Self {
+            cell: Arc::new(OnceCell::new()),
+            project,
+            meta,
+            access,
+        }
+    }
+
+    /// An already open warehouse.
+    pub fn ready(warehouse: Warehouse, project: Arc<Project>, meta: MetaDb) -> Self {
+        Self {
+            access: warehouse.access(),
+            cell: Arc::new(OnceCell::new_with(Some(warehouse))),
+            project,
+            meta,
+        }
+    }
+
+    pub async fn get(&self) -> Result<Warehouse, String> {
+        self.cell
+            .get_or_try_init(|| async {
+                let lake = open_lake(&self.project, &resolver(&self.project))
+                    .map_err(|e| e.to_string())?;
+                open_warehouse(&self.project, lake, self.meta.clone(), self.access)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .cloned()
+    }
+}
