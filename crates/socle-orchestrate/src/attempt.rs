@@ -75,7 +75,7 @@ pub(crate) async fn attempt_all(
             message,
         );
     }
-    let kind = crate::tasks::kind(&spec.kind).expect("kinds are checked at load");
+    let kind = &spec.kind;
     let mut try_number = first_try;
     loop {
         // Held while the attempt runs; released before waiting to retry.

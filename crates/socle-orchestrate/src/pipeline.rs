@@ -97,7 +97,7 @@ impl Pipeline {
             .map(|a| a.to_at.clone())
             .unwrap_or_default();
         for t in self.tasks.values() {
-            named.extend(t.channels.iter().map(|c| (c.clone(), t.location)));
+            named.extend(t.kind.channels().into_iter().map(|c| (c, t.location)));
         }
         named
             .into_iter()
@@ -161,7 +161,8 @@ pub type StringOrList = socle_core::OneOrMany;
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
     pub name: String,
-    pub kind: String,
+    /// The kind, with its own fields.
+    pub kind: crate::tasks::TaskKind,
     pub location: Location,
     pub description: String,
     pub depends_on: Vec<String>,
@@ -172,23 +173,6 @@ pub struct TaskSpec {
     pub pool_at: Option<Location>,
     /// Higher runs first among ready tasks and among tasks waiting for a pool slot.
     pub priority: i32,
-    // `command`
-    pub command: Option<StringOrList>,
-    pub env: BTreeMap<String, String>,
-    pub cwd: Option<String>,
-    // `build` / `test`
-    pub select: Vec<String>,
-    pub exclude: Vec<String>,
-    pub full_refresh: bool,
-    pub vars: Option<serde_json::Value>,
-    // `sql`
-    pub sql: Option<String>,
-    pub file: Option<String>,
-    // `notify`
-    pub message: Option<String>,
-    pub channels: Vec<String>,
-    // `extract`
-    pub sources: Vec<String>,
 }
 
 use socle_core::duration::DurationText;
@@ -227,8 +211,9 @@ struct RawDefaults {
     timeout: Option<Spanned<DurationText>>,
 }
 
+/// The fields every task has; the kind's own fields are read by the kind
+/// ([`crate::tasks::Kind::parse`]) from [`RawTaskFields`].
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawTask {
     kind: Spanned<String>,
     description: Option<String>,
@@ -241,18 +226,28 @@ struct RawTask {
     retry_backoff: Option<bool>,
     max_retry_delay: Option<Spanned<DurationText>>,
     timeout: Option<Spanned<DurationText>>,
-    command: Option<Spanned<StringOrList>>,
-    env: Option<Spanned<BTreeMap<String, String>>>,
-    cwd: Option<Spanned<String>>,
-    select: Option<Spanned<StringOrList>>,
-    exclude: Option<Spanned<StringOrList>>,
-    full_refresh: Option<Spanned<bool>>,
-    vars: Option<Spanned<serde_json::Value>>,
-    sql: Option<Spanned<String>>,
-    file: Option<Spanned<String>>,
-    message: Option<Spanned<String>>,
-    channels: Option<Spanned<Vec<String>>>,
-    sources: Option<Spanned<StringOrList>>,
+}
+
+/// The common fields' names (every other key of a task is its kind's, or a mistake).
+const COMMON_FIELDS: &[&str] = &[
+    "kind",
+    "description",
+    "depends_on",
+    "trigger_rule",
+    "pool",
+    "priority",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
+    "max_retry_delay",
+    "timeout",
+];
+
+/// Every key of every task, each value with where it is (read a second time from the
+/// same text, for the kinds' own fields).
+#[derive(Debug, Deserialize)]
+struct RawTaskFields {
+    tasks: BTreeMap<String, BTreeMap<String, Spanned<serde_json::Value>>>,
 }
 
 fn loc<T>(s: &Spanned<T>) -> Location {
@@ -333,6 +328,8 @@ pub fn load_file(file: &Path) -> std::result::Result<Pipeline, Vec<ConfigError>>
 pub fn from_yaml(text: &str, file: &Path) -> std::result::Result<Pipeline, Vec<ConfigError>> {
     let raw: RawPipeline =
         serde_saphyr::from_str(text).map_err(|e| vec![ConfigError::from_yaml(file, &e)])?;
+    let mut fields: RawTaskFields =
+        serde_saphyr::from_str(text).map_err(|e| vec![ConfigError::from_yaml(file, &e)])?;
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -411,7 +408,8 @@ pub fn from_yaml(text: &str, file: &Path) -> std::result::Result<Pipeline, Vec<C
     }
     let mut tasks = BTreeMap::new();
     for (task_name, spanned) in raw.tasks.value {
-        match task(file, &task_name, spanned, &base, &task_names) {
+        let own = fields.tasks.remove(&task_name).unwrap_or_default();
+        match task(file, &task_name, spanned, own, &base, &task_names) {
             Ok(t) => {
                 tasks.insert(task_name, t);
             }
@@ -522,16 +520,18 @@ fn task(
     file: &Path,
     name: &str,
     spanned: Spanned<RawTask>,
+    fields: BTreeMap<String, Spanned<serde_json::Value>>,
     base: &Policy,
     names: &BTreeSet<String>,
 ) -> std::result::Result<TaskSpec, Vec<ConfigError>> {
+    use crate::tasks::{Fields, TaskKind};
     let at = loc(&spanned);
     let raw = spanned.value;
     let mut errors = Vec::new();
     let kind = raw.kind.value.clone();
-    let known: Vec<&str> = crate::tasks::registry().iter().map(|k| k.name()).collect();
-    let kind_impl = crate::tasks::kind(&kind);
-    if kind_impl.is_none() {
+    let known = TaskKind::NAMES;
+    let accepted = TaskKind::fields_of(&kind);
+    if accepted.is_none() {
         let mut e = ConfigError::new(
             file,
             loc(&raw.kind),
@@ -545,35 +545,26 @@ fn task(
         );
         errors.push(e);
     }
-    // Fields that belong to one kind or another, with where they are.
-    let mut given: Vec<(&'static str, Location)> = Vec::new();
-    macro_rules! note {
-        ($field:ident) => {
-            if let Some(v) = &raw.$field {
-                given.push((stringify!($field), loc(v)));
+    // The kind's own fields go to the kind; any other key is refused where it is.
+    let mut own = BTreeMap::new();
+    for (field, value) in fields {
+        if COMMON_FIELDS.contains(&field.as_str()) {
+            continue;
+        }
+        let where_ = loc(&value);
+        match accepted {
+            Some(accepted) if accepted.contains(&field.as_str()) => {
+                own.insert(field, value);
             }
-        };
-    }
-    note!(command);
-    note!(env);
-    note!(cwd);
-    note!(select);
-    note!(exclude);
-    note!(full_refresh);
-    note!(vars);
-    note!(sql);
-    note!(file);
-    note!(message);
-    note!(channels);
-    note!(sources);
-    if let Some(k) = kind_impl {
-        let accepted = k.fields();
-        for (field, where_) in &given {
-            if !accepted.contains(field) {
+            Some(accepted)
+                if known.iter().any(|k| {
+                    TaskKind::fields_of(k).is_some_and(|f| f.contains(&field.as_str()))
+                }) =>
+            {
                 errors.push(
                     ConfigError::new(
                         file,
-                        *where_,
+                        where_,
                         format!("task `{name}`: `{field}` does not apply to a `{kind}` task"),
                     )
                     .with_hint(if accepted.is_empty() {
@@ -583,8 +574,33 @@ fn task(
                     }),
                 );
             }
+            None if known
+                .iter()
+                .any(|k| TaskKind::fields_of(k).is_some_and(|f| f.contains(&field.as_str()))) => {}
+            _ => {
+                let every: Vec<&str> = COMMON_FIELDS
+                    .iter()
+                    .copied()
+                    .chain(accepted.unwrap_or_default().iter().copied())
+                    .collect();
+                let mut e = ConfigError::new(
+                    file,
+                    where_,
+                    format!("task `{name}`: unknown field `{field}`"),
+                );
+                e.hint = Some(
+                    match socle_core::diag::did_you_mean(&field, every.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("fields: {}", every.join(", ")),
+                    },
+                );
+                errors.push(e);
+            }
         }
     }
+    let mut reader = Fields::new(file, name, own);
+    let kind_spec = TaskKind::parse(&kind, &mut reader);
+    errors.extend(reader.into_errors());
     let mut depends_on = Vec::new();
     for dep in raw.depends_on.unwrap_or_default() {
         if dep.value == name {
@@ -639,9 +655,12 @@ fn task(
         &raw.timeout,
         &mut errors,
     );
+    let Some(kind_spec) = kind_spec else {
+        return Err(errors);
+    };
     let spec = TaskSpec {
         name: name.to_string(),
-        kind,
+        kind: kind_spec,
         location: at,
         description: raw.description.unwrap_or_default(),
         depends_on,
@@ -650,22 +669,9 @@ fn task(
         pool_at: raw.pool.as_ref().map(loc),
         pool: raw.pool.map(|p| p.value),
         priority: raw.priority.unwrap_or(0),
-        command: raw.command.map(|c| c.value),
-        env: raw.env.map(|e| e.value).unwrap_or_default(),
-        cwd: raw.cwd.map(|c| c.value),
-        select: raw.select.map(|s| s.value.to_vec()).unwrap_or_default(),
-        exclude: raw.exclude.map(|s| s.value.to_vec()).unwrap_or_default(),
-        full_refresh: raw.full_refresh.map(|f| f.value).unwrap_or(false),
-        vars: raw.vars.map(|v| v.value),
-        sql: raw.sql.map(|s| s.value),
-        file: raw.file.map(|f| f.value),
-        message: raw.message.map(|m| m.value),
-        channels: raw.channels.map(|c| c.value).unwrap_or_default(),
-        sources: raw.sources.map(|s| s.value.to_vec()).unwrap_or_default(),
     };
-    if let Some(k) = kind_impl
-        && errors.is_empty()
-        && let Err(msg) = k.check(&spec)
+    if errors.is_empty()
+        && let Err(msg) = spec.kind.check()
     {
         errors.push(ConfigError::new(file, at, format!("task `{name}`: {msg}")));
     }

@@ -145,18 +145,7 @@ fn describe(e: &Error) -> String {
 
 /// Every templated text of a task (for syntax checks).
 pub fn templated_fields(spec: &TaskSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(c) = &spec.command {
-        out.extend(c.to_vec());
-    }
-    out.extend(spec.env.values().cloned());
-    out.extend(spec.cwd.clone());
-    out.extend(spec.select.iter().cloned());
-    out.extend(spec.exclude.iter().cloned());
-    out.extend(spec.sql.clone());
-    out.extend(spec.file.clone());
-    out.extend(spec.message.clone());
-    out
+    spec.kind.templates()
 }
 
 #[cfg(test)]

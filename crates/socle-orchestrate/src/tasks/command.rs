@@ -16,27 +16,46 @@
 
 use std::process::Stdio;
 
-use async_trait::async_trait;
+use std::collections::BTreeMap;
+
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::process::GroupGuard;
-use super::{TaskContext, TaskFailure, TaskKind};
+use super::{Fields, Kind, TaskContext, TaskFailure};
 use crate::pipeline::{StringOrList, TaskSpec};
 
-pub struct Command;
+/// A `command` task's own fields.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub command: Option<StringOrList>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+}
 
-#[async_trait]
-impl TaskKind for Command {
-    fn name(&self) -> &'static str {
-        "command"
+impl Kind for Command {
+    const NAME: &'static str = "command";
+    const FIELDS: &'static [&'static str] = &["command", "env", "cwd"];
+
+    fn parse(f: &mut Fields) -> Self {
+        Self {
+            command: f.value("command"),
+            env: f.value("env").unwrap_or_default(),
+            cwd: f.value("cwd"),
+        }
     }
 
-    fn fields(&self) -> &'static [&'static str] {
-        &["command", "env", "cwd"]
+    fn templates(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.command {
+            out.extend(c.to_vec());
+        }
+        out.extend(self.env.values().cloned());
+        out.extend(self.cwd.clone());
+        out
     }
 
-    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
-        match &spec.command {
+    fn check(&self) -> Result<(), String> {
+        match &self.command {
             None => Err(
                 "a `command` task needs `command` (a string, or a list: program and arguments)"
                     .into(),
@@ -44,7 +63,7 @@ impl TaskKind for Command {
             Some(StringOrList::Many(v)) if v.is_empty() => Err("`command` is an empty list".into()),
             Some(StringOrList::One(s)) if s.trim().is_empty() => Err("`command` is empty".into()),
             _ => {
-                for value in spec.env.values() {
+                for value in self.env.values() {
                     socle_core::secrets::check_syntax(value).map_err(|e| format!("env: {e}"))?;
                 }
                 Ok(())
@@ -52,12 +71,12 @@ impl TaskKind for Command {
         }
     }
 
-    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
-        let argv: Vec<String> = match spec.command.as_ref().expect("checked") {
+    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        let argv: Vec<String> = match self.command.as_ref().expect("checked") {
             StringOrList::One(s) => vec!["sh".into(), "-c".into(), ctx.render(s)?],
             StringOrList::Many(v) => v.iter().map(|a| ctx.render(a)).collect::<Result<_, _>>()?,
         };
-        let cwd = match &spec.cwd {
+        let cwd = match &self.cwd {
             Some(dir) => ctx.project.root.join(ctx.render(dir)?),
             None => ctx.project.root.clone(),
         };
@@ -83,7 +102,7 @@ impl TaskKind for Command {
             cmd.env("SOCLE_BIN", me);
         }
         let secrets = socle_core::secrets::store::StoreResolver::for_project(&ctx.project.root);
-        for (key, value) in &spec.env {
+        for (key, value) in &self.env {
             let value = ctx.render(value)?;
             let value = socle_core::secrets::resolve(&value, &secrets)
                 .map_err(|e| TaskFailure::new(format!("env {key}: {e}")))?;

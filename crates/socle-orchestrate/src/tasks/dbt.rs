@@ -13,13 +13,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use socle_transform::loader::{LoadOptions, load};
-use socle_transform::nodes::{Kind, Node};
+use socle_transform::nodes::{Kind as NodeKind, Node};
 use socle_transform::run::{NodeResult, Progress, RunOptions, Status};
 
-use super::{Log, TaskContext, TaskFailure, TaskKind};
-use crate::pipeline::TaskSpec;
+use super::{Fields, Kind, Log, TaskContext, TaskFailure};
+use crate::pipeline::{StringOrList, TaskSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -27,8 +26,91 @@ pub enum Which {
     Test,
 }
 
+/// The fields of a `build` or `test` task.
+#[derive(Debug, Clone, Default)]
 pub struct Dbt {
-    pub which: Which,
+    pub select: Vec<String>,
+    pub exclude: Vec<String>,
+    pub full_refresh: bool,
+    pub vars: Option<serde_json::Value>,
+}
+
+impl Dbt {
+    fn parse(f: &mut Fields) -> Self {
+        let list = |f: &mut Fields, key| {
+            f.value::<StringOrList>(key)
+                .map(|s| s.to_vec())
+                .unwrap_or_default()
+        };
+        Self {
+            select: list(f, "select"),
+            exclude: list(f, "exclude"),
+            full_refresh: f.value("full_refresh").unwrap_or(false),
+            vars: f.value("vars"),
+        }
+    }
+
+    fn templates(&self) -> Vec<String> {
+        self.select.iter().chain(&self.exclude).cloned().collect()
+    }
+}
+
+/// `kind: build`: seeds, models, snapshots and tests.
+#[derive(Debug, Clone)]
+pub struct Build(pub Dbt);
+
+/// `kind: test`: the data tests only.
+#[derive(Debug, Clone)]
+pub struct Test(pub Dbt);
+
+impl Kind for Build {
+    const NAME: &'static str = "build";
+    const FIELDS: &'static [&'static str] = &["select", "exclude", "full_refresh", "vars"];
+
+    fn parse(f: &mut Fields) -> Self {
+        Self(Dbt::parse(f))
+    }
+
+    fn templates(&self) -> Vec<String> {
+        self.0.templates()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.0.check()
+    }
+
+    fn uses_warehouse(&self) -> bool {
+        true
+    }
+
+    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        self.0.run(Which::Build, ctx).await
+    }
+}
+
+impl Kind for Test {
+    const NAME: &'static str = "test";
+    const FIELDS: &'static [&'static str] = &["select", "exclude", "vars"];
+
+    fn parse(f: &mut Fields) -> Self {
+        Self(Dbt::parse(f))
+    }
+
+    fn templates(&self) -> Vec<String> {
+        self.0.templates()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.0.check()
+    }
+
+    fn uses_warehouse(&self) -> bool {
+        true
+    }
+
+    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        self.0.run(Which::Test, ctx).await
+    }
 }
 
 struct ToLog(Log);
@@ -69,47 +151,28 @@ fn render_vars(ctx: &TaskContext, v: &serde_json::Value) -> Result<serde_json::V
     })
 }
 
-#[async_trait]
-impl TaskKind for Dbt {
-    fn uses_warehouse(&self) -> bool {
-        true
-    }
-
-    fn name(&self) -> &'static str {
-        match self.which {
-            Which::Build => "build",
-            Which::Test => "test",
-        }
-    }
-
-    fn fields(&self) -> &'static [&'static str] {
-        match self.which {
-            Which::Build => &["select", "exclude", "full_refresh", "vars"],
-            Which::Test => &["select", "exclude", "vars"],
-        }
-    }
-
-    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
-        match &spec.vars {
+impl Dbt {
+    fn check(&self) -> Result<(), String> {
+        match &self.vars {
             None | Some(serde_json::Value::Object(_)) => Ok(()),
             Some(_) => Err("`vars` must be a mapping, such as { day: \"{{ ds }}\" }".into()),
         }
     }
 
-    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
-        let cli_vars = match &spec.vars {
+    async fn run(&self, which: Which, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        let cli_vars = match &self.vars {
             Some(v) => match render_vars(ctx, v)? {
                 serde_json::Value::Object(m) => m,
                 _ => serde_json::Map::new(),
             },
             None => serde_json::Map::new(),
         };
-        let select = spec
+        let select = self
             .select
             .iter()
             .map(|s| ctx.render(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let exclude = spec
+        let exclude = self
             .exclude
             .iter()
             .map(|s| ctx.render(s))
@@ -127,16 +190,22 @@ impl TaskKind for Dbt {
                 .map_err(|e| TaskFailure::new(e.to_string()))?
                 .map_err(|e| TaskFailure::new(e.to_string()))?;
         let loaded = Arc::new(loaded);
-        let kinds: BTreeSet<Kind> = match self.which {
-            Which::Build => [Kind::Seed, Kind::Model, Kind::Snapshot, Kind::Test].into(),
-            Which::Test => [Kind::Test].into(),
+        let kinds: BTreeSet<NodeKind> = match which {
+            Which::Build => [
+                NodeKind::Seed,
+                NodeKind::Model,
+                NodeKind::Snapshot,
+                NodeKind::Test,
+            ]
+            .into(),
+            Which::Test => [NodeKind::Test].into(),
         };
         let options = RunOptions {
             select,
             exclude,
             kinds,
             threads: 4,
-            full_refresh: spec.full_refresh,
+            full_refresh: self.full_refresh,
             fail_fast: false,
             compile_only: false,
         };
@@ -151,8 +220,16 @@ impl TaskKind for Dbt {
         )
         .await
         .map_err(|e| TaskFailure::new(e.to_string()))?;
-        socle_transform::artifacts::write_run_results(&loaded, &report, &invocation, self.name())
-            .map_err(|e| TaskFailure::new(e.to_string()))?;
+        socle_transform::artifacts::write_run_results(
+            &loaded,
+            &report,
+            &invocation,
+            match which {
+                Which::Build => "build",
+                Which::Test => "test",
+            },
+        )
+        .map_err(|e| TaskFailure::new(e.to_string()))?;
         let pass = report.count(Status::Success) + report.count(Status::Pass);
         let summary = format!(
             "PASS={pass} WARN={} ERROR={} SKIP={} TOTAL={}",

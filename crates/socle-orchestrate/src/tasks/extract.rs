@@ -14,13 +14,17 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use async_trait::async_trait;
 use socle_connect::{ExtractOptions, Extraction, Progress, StreamReport};
 
-use super::{Log, TaskContext, TaskFailure, TaskKind};
-use crate::pipeline::TaskSpec;
+use super::{Fields, Kind, Log, TaskContext, TaskFailure};
+use crate::pipeline::{StringOrList, TaskSpec};
 
-pub struct Extract;
+/// An `extract` task's own fields.
+#[derive(Debug, Clone)]
+pub struct Extract {
+    pub sources: Vec<String>,
+    pub full_refresh: bool,
+}
 
 /// Writes each stream's outcome to the attempt's log.
 struct LogProgress(Log);
@@ -54,29 +58,33 @@ impl Progress for LogProgress {
     }
 }
 
-#[async_trait]
-impl TaskKind for Extract {
+impl Kind for Extract {
+    const NAME: &'static str = "extract";
+    const FIELDS: &'static [&'static str] = &["sources", "full_refresh"];
+
+    fn parse(f: &mut Fields) -> Self {
+        Self {
+            sources: f
+                .value::<StringOrList>("sources")
+                .map(|s| s.to_vec())
+                .unwrap_or_default(),
+            full_refresh: f.value("full_refresh").unwrap_or(false),
+        }
+    }
+
+    fn templates(&self) -> Vec<String> {
+        self.sources.clone()
+    }
+
     fn uses_warehouse(&self) -> bool {
         true
     }
 
-    fn name(&self) -> &'static str {
-        "extract"
-    }
-
-    fn fields(&self) -> &'static [&'static str] {
-        &["sources", "full_refresh"]
-    }
-
-    fn check(&self, _spec: &TaskSpec) -> Result<(), String> {
-        Ok(())
-    }
-
-    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
         let root = ctx.project.root.clone();
         let sources =
             socle_connect::load_sources(&root).map_err(|e| TaskFailure::new(e.to_string()))?;
-        let selection: Vec<String> = spec
+        let selection: Vec<String> = self
             .sources
             .iter()
             .map(|s| ctx.render(s))
@@ -91,7 +99,7 @@ impl TaskKind for Extract {
         let resolver = socle_app::resolver(&ctx.project);
         let lake = socle_app::open_lake(&ctx.project, &resolver)
             .map_err(|e| TaskFailure::new(e.to_string()))?;
-        let mut options = ExtractOptions::new(ctx.dates, spec.full_refresh);
+        let mut options = ExtractOptions::new(ctx.dates, self.full_refresh);
         options.run_id = format!("{}-{}", ctx.run_id, options.run_id);
         let extraction = Extraction {
             warehouse: &warehouse,

@@ -1,18 +1,19 @@
-//! Task kinds: one module per kind and one line in [`registry`] to add one.
+//! Task kinds: one module per kind (a type implementing [`Kind`]) and one line in
+//! [`kinds!`] to add one. [`TaskKind`] is the enum of them, each variant holding its
+//! kind's own fields.
 //!
 //! A kind names the fields it takes (the loader rejects the others with file and line),
-//! checks them when the pipeline is loaded, and runs a task given the run's context.
+//! reads them ([`Fields`]), checks them when the pipeline is loaded, and runs a task given
+//! the run's context.
 
-mod command;
-mod dbt;
-mod extract;
-mod notify;
+pub mod command;
+pub mod dbt;
+pub mod extract;
+pub mod notify;
 pub mod process;
-mod sql;
+pub mod sql;
 
 use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
 
 use crate::pipeline::TaskSpec;
 
@@ -143,38 +144,172 @@ impl Log {
     }
 }
 
-#[async_trait]
-pub trait TaskKind: Send + Sync {
+/// One task kind: its name, its own fields (read from the task's entry in the pipeline
+/// file), and how it runs. A new kind is one module implementing this, plus one line in
+/// [`kinds!`] below.
+pub trait Kind: Sized + Send + Sync + std::fmt::Debug + Clone + 'static {
     /// The `kind:` value.
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
     /// The kind's own fields (besides the common ones: kind, depends_on, retries, ...).
-    fn fields(&self) -> &'static [&'static str];
-    /// Checks a task's fields when the pipeline is loaded.
-    fn check(&self, spec: &TaskSpec) -> Result<(), String>;
-    /// Runs one attempt; `Ok` carries a one-line summary.
-    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure>;
+    const FIELDS: &'static [&'static str];
+    /// Reads the kind's fields; a field of the wrong type is an error recorded in `f`, at
+    /// its place.
+    fn parse(f: &mut Fields) -> Self;
+    /// Checks the fields together once they are read.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// The fields that are templates (checked when the pipeline is loaded).
+    fn templates(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Alert channels it names (checked against socle.yml).
+    fn channels(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Whether it opens the warehouse: the daemon then runs it in a task process.
     fn uses_warehouse(&self) -> bool {
         false
     }
+    /// Runs one attempt; `Ok` carries a one-line summary.
+    fn run(
+        &self,
+        spec: &TaskSpec,
+        ctx: &TaskContext,
+    ) -> impl std::future::Future<Output = Result<String, TaskFailure>> + Send;
 }
 
-/// Every task kind. Add a kind here (and a module above).
-pub fn registry() -> &'static [&'static dyn TaskKind] {
-    &[
-        &command::Command,
-        &sql::Sql,
-        &dbt::Dbt {
-            which: dbt::Which::Build,
-        },
-        &dbt::Dbt {
-            which: dbt::Which::Test,
-        },
-        &notify::Notify,
-        &extract::Extract,
-    ]
+/// A task's own fields in its pipeline file, each with where it is.
+pub struct Fields<'a> {
+    file: &'a std::path::Path,
+    task: &'a str,
+    map: std::collections::BTreeMap<String, serde_saphyr::Spanned<serde_json::Value>>,
+    errors: Vec<socle_core::ConfigError>,
 }
 
-pub fn kind(name: &str) -> Option<&'static dyn TaskKind> {
-    registry().iter().copied().find(|k| k.name() == name)
+impl<'a> Fields<'a> {
+    pub fn new(
+        file: &'a std::path::Path,
+        task: &'a str,
+        map: std::collections::BTreeMap<String, serde_saphyr::Spanned<serde_json::Value>>,
+    ) -> Self {
+        Self {
+            file,
+            task,
+            map,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Takes field `key`, read as `T`, with where it is.
+    pub fn take<T: serde::de::DeserializeOwned>(
+        &mut self,
+        key: &str,
+    ) -> Option<serde_saphyr::Spanned<T>> {
+        let s = self.map.remove(key)?;
+        let at = socle_core::Location::of(&s);
+        match serde_json::from_value::<T>(s.value) {
+            Ok(value) => Some(serde_saphyr::Spanned {
+                value,
+                referenced: s.referenced,
+                defined: s.defined,
+            }),
+            Err(e) => {
+                self.errors.push(socle_core::ConfigError::new(
+                    self.file,
+                    at,
+                    format!("task `{}`: `{key}`: {e}", self.task),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Takes field `key` as `T`, without its place.
+    pub fn value<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        self.take(key).map(|s| s.value)
+    }
+
+    /// The errors met while reading.
+    pub fn into_errors(self) -> Vec<socle_core::ConfigError> {
+        self.errors
+    }
+}
+
+/// Declares the task kinds: one line each, `Variant(module::Type)`.
+macro_rules! kinds {
+    ($($variant:ident($ty:ty)),+ $(,)?) => {
+        /// A task's kind, holding the kind's own fields.
+        #[derive(Debug, Clone)]
+        pub enum TaskKind {
+            $($variant($ty)),+
+        }
+
+        impl TaskKind {
+            /// Every kind's name, in order.
+            pub const NAMES: &'static [&'static str] = &[$(<$ty as Kind>::NAME),+];
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$ty as Kind>::NAME),+
+                }
+            }
+
+            /// The own fields of kind `name`, if there is such a kind.
+            pub fn fields_of(name: &str) -> Option<&'static [&'static str]> {
+                $(if name == <$ty as Kind>::NAME {
+                    return Some(<$ty as Kind>::FIELDS);
+                })+
+                None
+            }
+
+            /// Reads kind `name` from its fields; `None` for an unknown kind.
+            pub fn parse(name: &str, f: &mut Fields) -> Option<Self> {
+                $(if name == <$ty as Kind>::NAME {
+                    return Some(Self::$variant(<$ty as Kind>::parse(f)));
+                })+
+                None
+            }
+
+            pub fn check(&self) -> Result<(), String> {
+                match self {
+                    $(Self::$variant(k) => k.check()),+
+                }
+            }
+
+            pub fn templates(&self) -> Vec<String> {
+                match self {
+                    $(Self::$variant(k) => k.templates()),+
+                }
+            }
+
+            pub fn channels(&self) -> Vec<String> {
+                match self {
+                    $(Self::$variant(k) => k.channels()),+
+                }
+            }
+
+            pub fn uses_warehouse(&self) -> bool {
+                match self {
+                    $(Self::$variant(k) => k.uses_warehouse()),+
+                }
+            }
+
+            pub async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+                match self {
+                    $(Self::$variant(k) => k.run(spec, ctx).await),+
+                }
+            }
+        }
+    };
+}
+
+// Every task kind: add a module above and a line here.
+kinds! {
+    Command(command::Command),
+    Sql(sql::Sql),
+    Build(dbt::Build),
+    Test(dbt::Test),
+    Notify(notify::Notify),
+    Extract(extract::Extract),
 }

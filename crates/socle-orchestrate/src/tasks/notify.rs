@@ -11,26 +11,38 @@
 //! The task fails when a channel cannot be reached (unlike alerts, which never fail a
 //! run), so that retries apply.
 
-use async_trait::async_trait;
-
-use super::{TaskContext, TaskFailure, TaskKind};
+use super::{Fields, Kind, TaskContext, TaskFailure};
 use crate::alerts::Alert;
 use crate::pipeline::TaskSpec;
 
-pub struct Notify;
+/// A `notify` task's own fields.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    pub message: Option<String>,
+    pub channels: Vec<String>,
+}
 
-#[async_trait]
-impl TaskKind for Notify {
-    fn name(&self) -> &'static str {
-        "notify"
+impl Kind for Notify {
+    const NAME: &'static str = "notify";
+    const FIELDS: &'static [&'static str] = &["message", "channels"];
+
+    fn parse(f: &mut Fields) -> Self {
+        Self {
+            message: f.value("message"),
+            channels: f.value("channels").unwrap_or_default(),
+        }
     }
 
-    fn fields(&self) -> &'static [&'static str] {
-        &["message", "channels"]
+    fn templates(&self) -> Vec<String> {
+        self.message.iter().cloned().collect()
     }
 
-    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
-        match &spec.message {
+    fn channels(&self) -> Vec<String> {
+        self.channels.clone()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match &self.message {
             Some(m) if !m.trim().is_empty() => Ok(()),
             _ => Err("a `notify` task needs `message`".into()),
         }
@@ -42,11 +54,11 @@ impl TaskKind for Notify {
                 "no alert channels: add `alerts:` to socle.yml",
             ));
         };
-        let message = ctx.render(spec.message.as_deref().unwrap_or_default())?;
-        let channels = if spec.channels.is_empty() {
+        let message = ctx.render(self.message.as_deref().unwrap_or_default())?;
+        let channels = if self.channels.is_empty() {
             alerter.default_channels()
         } else {
-            spec.channels.clone()
+            self.channels.clone()
         };
         if channels.is_empty() {
             return Err(TaskFailure::new(

@@ -96,7 +96,7 @@ impl Drop for GroupGuard {
 /// Runs one attempt of `spec`: in a task process when the context says so and the kind
 /// uses the warehouse, otherwise here.
 pub async fn run(
-    kind: &dyn TaskKind,
+    kind: &TaskKind,
     spec: &TaskSpec,
     ctx: &TaskContext,
 ) -> Result<String, TaskFailure> {
@@ -242,13 +242,11 @@ async fn attempt(env: &RunEnv, req: &AttemptRequest) -> Result<String, TaskFailu
             ))
         })?
         .clone();
-    let kind = super::kind(&spec.kind)
-        .ok_or_else(|| TaskFailure::new(format!("unknown task kind `{}`", spec.kind)))?;
     let ctx = TaskContext {
         log: Log::streaming(|text| emit(&Line::Log(text.to_string()))),
         meta: Some((env.meta.clone(), spec.name.clone(), req.try_number)),
         task_command: None,
         ..crate::runner::task_context(env, &pipeline, &req.run_id, &req.task, interval)
     };
-    kind.run(&spec, &ctx).await
+    spec.kind.run(&spec, &ctx).await
 }

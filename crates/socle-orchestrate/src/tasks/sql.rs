@@ -9,30 +9,39 @@
 //!   sql: "DELETE FROM raw.events WHERE day < DATE '{{ macros.ds_add(ds, -90) }}'"
 //! ```
 
-use async_trait::async_trait;
 use socle_warehouse::Executed;
 
-use super::{TaskContext, TaskFailure, TaskKind};
+use super::{Fields, Kind, TaskContext, TaskFailure};
 use crate::pipeline::TaskSpec;
 
-pub struct Sql;
+/// A `sql` task's own fields.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    pub sql: Option<String>,
+    pub file: Option<String>,
+}
 
-#[async_trait]
-impl TaskKind for Sql {
+impl Kind for Sql {
+    const NAME: &'static str = "sql";
+    const FIELDS: &'static [&'static str] = &["sql", "file"];
+
+    fn parse(f: &mut Fields) -> Self {
+        Self {
+            sql: f.value("sql"),
+            file: f.value("file"),
+        }
+    }
+
+    fn templates(&self) -> Vec<String> {
+        self.sql.iter().chain(&self.file).cloned().collect()
+    }
+
     fn uses_warehouse(&self) -> bool {
         true
     }
 
-    fn name(&self) -> &'static str {
-        "sql"
-    }
-
-    fn fields(&self) -> &'static [&'static str] {
-        &["sql", "file"]
-    }
-
-    fn check(&self, spec: &TaskSpec) -> Result<(), String> {
-        match (&spec.sql, &spec.file) {
+    fn check(&self) -> Result<(), String> {
+        match (&self.sql, &self.file) {
             (Some(_), Some(_)) => Err("give `sql` or `file`, not both".into()),
             (None, None) => {
                 Err("a `sql` task needs `sql` (statements) or `file` (a .sql file)".into())
@@ -41,8 +50,8 @@ impl TaskKind for Sql {
         }
     }
 
-    async fn run(&self, spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
-        let text = match (&spec.sql, &spec.file) {
+    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
+        let text = match (&self.sql, &self.file) {
             (Some(sql), _) => ctx.render(sql)?,
             (None, Some(file)) => {
                 let path = ctx.project.root.join(ctx.render(file)?);

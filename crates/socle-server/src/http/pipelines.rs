@@ -77,7 +77,7 @@ fn pipeline_json(p: &Pipeline) -> Value {
         "catchup": p.catchup,
         "max_active_runs": p.max_active_runs,
         "tasks": p.tasks.values().map(|t| json!({
-            "name": t.name, "kind": t.kind, "description": t.description,
+            "name": t.name, "kind": t.kind.name(), "description": t.description,
             "depends_on": t.depends_on,
         })).collect::<Vec<_>>(),
         "next_run": p.schedule.as_ref().and_then(|s| s.next(chrono::Utc::now(), false)).map(|t| t.to_rfc3339()),
