@@ -4,6 +4,8 @@
 //!   its secrets resolver. Nothing else in socle opens either.
 //! - [`Workspace`]: a project opened once, its parts opened on first use and kept (an idle
 //!   daemon stays small: the warehouse's session is tens of MiB).
+//! - [`Extract`]: an extraction of sources into the lake and the warehouse, set up once
+//!   for `socle extract` and the pipelines' `extract` task.
 //! - [`LazyWarehouse`]: the warehouse, opened when first needed, for SQL of one origin
 //!   ([`Access::Project`]: the project's own files; [`Access::Server`]: what arrives over
 //!   HTTP).
@@ -34,6 +36,8 @@ pub enum AppError {
     Meta(#[from] Box<socle_meta::MetaError>),
     #[error(transparent)]
     Warehouse(#[from] Box<socle_warehouse::WarehouseError>),
+    #[error(transparent)]
+    Connect(#[from] Box<socle_connect::ConnectError>),
 }
 
 /// The secrets resolver of a project (`${env:...}`, `${secret:...}`).
@@ -67,6 +71,44 @@ pub async fn open_warehouse(
     Warehouse::open_with(lake, meta, &project.config.warehouse, access)
         .await
         .map_err(|e| Box::new(e).into())
+}
+
+/// An extraction of a project's sources: the set-up shared by `socle extract` and the
+/// pipelines' `extract` task (the lake and the secrets resolver are opened here).
+pub struct Extract<'a> {
+    pub project: &'a Project,
+    pub warehouse: &'a Warehouse,
+    pub meta: &'a MetaDb,
+    /// Told of each stream as it goes.
+    pub progress: Arc<dyn socle_connect::Progress>,
+    /// Set to stop after the current file or page.
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Extract<'_> {
+    /// Extracts `selection` (sources or `source.stream`; all when empty) of `sources`.
+    pub async fn run(
+        &self,
+        sources: &[Box<dyn socle_connect::Source>],
+        selection: &[String],
+        options: &socle_connect::ExtractOptions,
+    ) -> Result<Vec<socle_connect::StreamReport>, AppError> {
+        let resolver = resolver(self.project);
+        let lake = open_lake(self.project, &resolver)?;
+        let extraction = socle_connect::Extraction {
+            warehouse: self.warehouse,
+            meta: self.meta,
+            lake: &lake,
+            root: &self.project.root,
+            resolver: &resolver,
+            progress: self.progress.clone(),
+            cancel: self.cancel.clone(),
+        };
+        extraction
+            .run(sources, selection, options)
+            .await
+            .map_err(|e| Box::new(e).into())
+    }
 }
 
 /// A project, its parts opened on first use and kept.
@@ -157,14 +199,12 @@ impl LazyWarehouse {
         }
     }
 
-    pub async fn get(&self) -> Result<Warehouse, String> {
+    /// The warehouse, opened on the first call (a failure is tried again on the next).
+    pub async fn get(&self) -> Result<Warehouse, AppError> {
         self.cell
             .get_or_try_init(|| async {
-                let lake = open_lake(&self.project, &resolver(&self.project))
-                    .map_err(|e| e.to_string())?;
-                open_warehouse(&self.project, lake, self.meta.clone(), self.access)
-                    .await
-                    .map_err(|e| e.to_string())
+                let lake = open_lake(&self.project, &resolver(&self.project))?;
+                open_warehouse(&self.project, lake, self.meta.clone(), self.access).await
             })
             .await
             .cloned()

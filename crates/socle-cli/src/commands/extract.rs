@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use socle_connect::{ExtractOptions, Extraction, Progress, RunDates, StreamReport};
+use socle_connect::{ExtractOptions, Progress, RunDates, StreamReport};
 
 use crate::context;
 
@@ -100,8 +100,6 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             .with_context(|| format!("--date `{d}`: write YYYY-MM-DD"))?,
         None => chrono::Utc::now().date_naive() - chrono::Duration::days(1),
     };
-    let resolver = socle_app::resolver(&opened.project);
-    let lake = socle_app::open_lake(&opened.project, &resolver)?;
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -127,12 +125,10 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
             b
         });
     let progress = Arc::new(Bar { bar: bar.clone() });
-    let extraction = Extraction {
+    let extraction = socle_app::Extract {
+        project: &opened.project,
         warehouse: &opened.warehouse,
         meta: &opened.meta,
-        lake: &lake,
-        root: &root,
-        resolver: &resolver,
         progress,
         cancel,
     };

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use socle_connect::{ExtractOptions, Extraction, Progress, StreamReport};
+use socle_connect::{ExtractOptions, Progress, StreamReport};
 
 use super::{Fields, Kind, Log, TaskContext, TaskFailure};
 use crate::pipeline::{StringOrList, TaskSpec};
@@ -96,17 +96,12 @@ impl Kind for Extract {
                 .await
                 .map_err(|e| TaskFailure::new(e.to_string()))?,
         };
-        let resolver = socle_app::resolver(&ctx.project);
-        let lake = socle_app::open_lake(&ctx.project, &resolver)
-            .map_err(|e| TaskFailure::new(e.to_string()))?;
         let mut options = ExtractOptions::new(ctx.dates, self.full_refresh);
         options.run_id = format!("{}-{}", ctx.run_id, options.run_id);
-        let extraction = Extraction {
+        let extraction = socle_app::Extract {
+            project: &ctx.project,
             warehouse: &warehouse,
             meta: &meta,
-            lake: &lake,
-            root: &root,
-            resolver: &resolver,
             progress: Arc::new(LogProgress(ctx.log.clone())),
             cancel: Arc::new(AtomicBool::new(false)),
         };
