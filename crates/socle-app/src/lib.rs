@@ -4,6 +4,9 @@
 //!   its secrets resolver. Nothing else in socle opens either.
 //! - [`Workspace`]: a project opened once, its parts opened on first use and kept (an idle
 //!   daemon stays small: the warehouse's session is tens of MiB).
+//! - [`load_dbt`], [`run_dbt`]: a dbt command (load the project's nodes; manifest, run,
+//!   run results), set up once for `socle build/run/test/seed/compile` and the pipelines'
+//!   `build`/`test` tasks.
 //! - [`Extract`]: an extraction of sources into the lake and the warehouse, set up once
 //!   for `socle extract` and the pipelines' `extract` task.
 //! - [`LazyWarehouse`]: the warehouse, opened when first needed, for SQL of one origin
@@ -38,6 +41,11 @@ pub enum AppError {
     Warehouse(#[from] Box<socle_warehouse::WarehouseError>),
     #[error(transparent)]
     Connect(#[from] Box<socle_connect::ConnectError>),
+    #[error(transparent)]
+    Transform(#[from] Box<socle_transform::TransformError>),
+    /// A background task of socle's own stopped (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// The secrets resolver of a project (`${env:...}`, `${secret:...}`).
@@ -71,6 +79,47 @@ pub async fn open_warehouse(
     Warehouse::open_with(lake, meta, &project.config.warehouse, access)
         .await
         .map_err(|e| Box::new(e).into())
+}
+
+/// Loads the project's dbt nodes (`dbt_project.yml`, models, seeds, tests, packages) with
+/// `vars` as given on the command line or by a task, on a blocking thread.
+pub async fn load_dbt(
+    project: &Project,
+    threads: usize,
+    cli_vars: serde_json::Map<String, serde_json::Value>,
+) -> Result<Arc<socle_transform::loader::Loaded>, AppError> {
+    let options = socle_transform::loader::LoadOptions {
+        target_schema: project.config.warehouse.default_schema.clone(),
+        target_name: "dev".into(),
+        threads,
+        cli_vars,
+    };
+    let (root, name) = (project.root.clone(), project.config.name.clone());
+    let loaded =
+        tokio::task::spawn_blocking(move || socle_transform::loader::load(&root, &name, options))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(Box::new)?;
+    Ok(Arc::new(loaded))
+}
+
+/// Runs one dbt command over loaded nodes: writes `target/manifest.json`, runs the
+/// selected nodes on `warehouse`, writes `target/run_results.json` (`command` names it).
+pub async fn run_dbt(
+    loaded: Arc<socle_transform::loader::Loaded>,
+    warehouse: Warehouse,
+    options: socle_transform::run::RunOptions,
+    progress: Arc<dyn socle_transform::run::Progress>,
+    command: &str,
+) -> Result<socle_transform::run::RunReport, AppError> {
+    let invocation = socle_transform::artifacts::invocation_id();
+    socle_transform::artifacts::write_manifest(&loaded, &invocation).map_err(Box::new)?;
+    let report = socle_transform::run::run(loaded.clone(), warehouse, options, progress)
+        .await
+        .map_err(Box::new)?;
+    socle_transform::artifacts::write_run_results(&loaded, &report, &invocation, command)
+        .map_err(Box::new)?;
+    Ok(report)
 }
 
 /// An extraction of a project's sources: the set-up shared by `socle extract` and the

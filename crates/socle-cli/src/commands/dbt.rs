@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use socle_transform::loader::{LoadOptions, Loaded, load};
 use socle_transform::nodes::{Kind, Node};
-use socle_transform::run::{NodeResult, Progress, RunOptions, Status, run as run_nodes};
+use socle_transform::run::{NodeResult, Progress, RunOptions, Status};
 
 /// Options shared by every dbt-style command.
 #[derive(Debug, clap::Args)]
@@ -67,16 +67,8 @@ pub(crate) async fn open(
         }
         None => serde_json::Map::new(),
     };
-    let options = LoadOptions {
-        target_schema: opened.project.config.warehouse.default_schema.clone(),
-        target_name: "dev".into(),
-        threads: common.threads,
-        cli_vars,
-    };
-    let root = opened.project.root.clone();
-    let name = opened.project.config.name.clone();
-    let loaded = tokio::task::spawn_blocking(move || load(&root, &name, options)).await??;
-    Ok((opened, Arc::new(loaded)))
+    let loaded = socle_app::load_dbt(&opened.project, common.threads, cli_vars).await?;
+    Ok((opened, loaded))
 }
 
 /// dbt-style progress lines.
@@ -138,17 +130,15 @@ pub async fn run(explicit: Option<PathBuf>, which: Which, common: Common) -> Res
         fail_fast: common.fail_fast,
         compile_only: which == Which::Compile,
     };
-    let invocation = socle_transform::artifacts::invocation_id();
-    socle_transform::artifacts::write_manifest(&loaded, &invocation)?;
-    let report = run_nodes(
+    let command = format!("{which:?}").to_lowercase();
+    let report = socle_app::run_dbt(
         loaded.clone(),
         opened.warehouse.clone(),
         options,
         Arc::new(Lines),
+        &command,
     )
     .await?;
-    let command = format!("{which:?}").to_lowercase();
-    socle_transform::artifacts::write_run_results(&loaded, &report, &invocation, &command)?;
     if which == Which::Compile {
         for r in &report.results {
             if let Some(sql) = &r.compiled_sql

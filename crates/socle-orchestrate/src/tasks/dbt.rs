@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use socle_transform::loader::{LoadOptions, load};
 use socle_transform::nodes::{Kind as NodeKind, Node};
 use socle_transform::run::{NodeResult, Progress, RunOptions, Status};
 
@@ -177,19 +176,9 @@ impl Dbt {
             .iter()
             .map(|s| ctx.render(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let project = ctx.project.clone();
-        let options = LoadOptions {
-            target_schema: project.config.warehouse.default_schema.clone(),
-            target_name: "dev".into(),
-            threads: 4,
-            cli_vars,
-        };
-        let loaded =
-            tokio::task::spawn_blocking(move || load(&project.root, &project.config.name, options))
-                .await
-                .map_err(|e| TaskFailure::new(e.to_string()))?
-                .map_err(|e| TaskFailure::new(e.to_string()))?;
-        let loaded = Arc::new(loaded);
+        let loaded = socle_app::load_dbt(&ctx.project, 4, cli_vars)
+            .await
+            .map_err(|e| TaskFailure::new(e.to_string()))?;
         let kinds: BTreeSet<NodeKind> = match which {
             Which::Build => [
                 NodeKind::Seed,
@@ -209,26 +198,17 @@ impl Dbt {
             fail_fast: false,
             compile_only: false,
         };
-        let invocation = socle_transform::artifacts::invocation_id();
-        socle_transform::artifacts::write_manifest(&loaded, &invocation)
-            .map_err(|e| TaskFailure::new(e.to_string()))?;
-        let report = socle_transform::run::run(
-            loaded.clone(),
+        let report = socle_app::run_dbt(
+            loaded,
             ctx.warehouse().await?,
             options,
             Arc::new(ToLog(ctx.log.clone())),
-        )
-        .await
-        .map_err(|e| TaskFailure::new(e.to_string()))?;
-        socle_transform::artifacts::write_run_results(
-            &loaded,
-            &report,
-            &invocation,
             match which {
                 Which::Build => "build",
                 Which::Test => "test",
             },
         )
+        .await
         .map_err(|e| TaskFailure::new(e.to_string()))?;
         let pass = report.count(Status::Success) + report.count(Status::Pass);
         let summary = format!(
