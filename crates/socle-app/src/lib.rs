@@ -2,8 +2,6 @@
 //!
 //! - [`open_lake`], [`open_meta`]: the lake and the metadata database of a project, with
 //!   its secrets resolver. Nothing else in socle opens either.
-//! - [`Workspace`]: a project opened once, its parts opened on first use and kept (an idle
-//!   daemon stays small: the warehouse's session is tens of MiB).
 //! - [`load_dbt`], [`run_dbt`]: a dbt command (load the project's nodes; manifest, run,
 //!   run results), set up once for `socle build/run/test/seed/compile` and the pipelines'
 //!   `build`/`test` tasks.
@@ -157,58 +155,6 @@ impl Extract<'_> {
             .run(sources, selection, options)
             .await
             .map_err(|e| Box::new(e).into())
-    }
-}
-
-/// A project, its parts opened on first use and kept.
-pub struct Workspace {
-    project: Arc<Project>,
-    resolver: StoreResolver,
-    meta: OnceCell<MetaDb>,
-}
-
-impl Workspace {
-    pub fn new(project: Arc<Project>) -> Self {
-        Self {
-            resolver: resolver(&project),
-            project,
-            meta: OnceCell::new(),
-        }
-    }
-
-    /// A workspace whose metadata database is already open.
-    pub fn with_meta(project: Arc<Project>, meta: MetaDb) -> Self {
-        Self {
-            resolver: resolver(&project),
-            project,
-            meta: OnceCell::new_with(Some(meta)),
-        }
-    }
-
-    pub fn project(&self) -> &Arc<Project> {
-        &self.project
-    }
-
-    pub fn resolver(&self) -> &StoreResolver {
-        &self.resolver
-    }
-
-    /// The metadata database (opened on first call).
-    pub async fn meta(&self) -> Result<MetaDb, AppError> {
-        self.meta
-            .get_or_try_init(|| open_meta(&self.project, &self.resolver))
-            .await
-            .cloned()
-    }
-
-    /// The lake (cheap: a handle on its object store).
-    pub fn lake(&self) -> Result<Lake, AppError> {
-        open_lake(&self.project, &self.resolver)
-    }
-
-    /// The warehouse for SQL of origin `access`, opened now.
-    pub async fn warehouse(&self, access: Access) -> Result<Warehouse, AppError> {
-        open_warehouse(&self.project, self.lake()?, self.meta().await?, access).await
     }
 }
 

@@ -12,9 +12,6 @@
 //! (data and state committed, the run not yet recorded), `load-after-commit` (`socle load`
 //! committed, not yet said so).
 
-/// Whether this build honours `SOCLE_FAILPOINT`.
-pub const ENABLED: bool = cfg!(feature = "failpoints");
-
 /// Aborts the process when `SOCLE_FAILPOINT` names `name` (only with the `failpoints`
 /// feature; a no-op otherwise).
 #[inline]

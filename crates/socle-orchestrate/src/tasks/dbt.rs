@@ -25,6 +25,16 @@ pub enum Which {
     Test,
 }
 
+impl Which {
+    /// The `kind:` value, and the command named in `run_results.json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Which::Build => "build",
+            Which::Test => "test",
+        }
+    }
+}
+
 /// The fields of a `build` or `test` task.
 #[derive(Debug, Clone, Default)]
 pub struct Dbt {
@@ -62,55 +72,46 @@ pub struct Build(pub Dbt);
 #[derive(Debug, Clone)]
 pub struct Test(pub Dbt);
 
-impl Kind for Build {
-    const NAME: &'static str = "build";
-    const FIELDS: &'static [&'static str] = &["select", "exclude", "full_refresh", "vars"];
+/// [`Kind`] for a dbt command: `$ty` wraps [`Dbt`] and runs `$which`.
+macro_rules! dbt_kind {
+    ($ty:ident, $which:expr, $fields:expr) => {
+        impl Kind for $ty {
+            const NAME: &'static str = $which.name();
+            const FIELDS: &'static [&'static str] = $fields;
 
-    fn parse(f: &mut Fields) -> Self {
-        Self(Dbt::parse(f))
-    }
+            fn parse(f: &mut Fields) -> Self {
+                Self(Dbt::parse(f))
+            }
 
-    fn templates(&self) -> Vec<String> {
-        self.0.templates()
-    }
+            fn templates(&self) -> Vec<String> {
+                self.0.templates()
+            }
 
-    fn check(&self) -> Result<(), String> {
-        self.0.check()
-    }
+            fn check(&self) -> Result<(), String> {
+                self.0.check()
+            }
 
-    fn uses_warehouse(&self) -> bool {
-        true
-    }
+            fn uses_warehouse(&self) -> bool {
+                true
+            }
 
-    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
-        self.0.run(Which::Build, ctx).await
-    }
+            async fn run(
+                &self,
+                _spec: &TaskSpec,
+                ctx: &TaskContext,
+            ) -> Result<String, TaskFailure> {
+                self.0.run($which, ctx).await
+            }
+        }
+    };
 }
 
-impl Kind for Test {
-    const NAME: &'static str = "test";
-    const FIELDS: &'static [&'static str] = &["select", "exclude", "vars"];
-
-    fn parse(f: &mut Fields) -> Self {
-        Self(Dbt::parse(f))
-    }
-
-    fn templates(&self) -> Vec<String> {
-        self.0.templates()
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.0.check()
-    }
-
-    fn uses_warehouse(&self) -> bool {
-        true
-    }
-
-    async fn run(&self, _spec: &TaskSpec, ctx: &TaskContext) -> Result<String, TaskFailure> {
-        self.0.run(Which::Test, ctx).await
-    }
-}
+dbt_kind!(
+    Build,
+    Which::Build,
+    &["select", "exclude", "full_refresh", "vars"]
+);
+dbt_kind!(Test, Which::Test, &["select", "exclude", "vars"]);
 
 struct ToLog(Log);
 
@@ -203,10 +204,7 @@ impl Dbt {
             ctx.warehouse().await?,
             options,
             Arc::new(ToLog(ctx.log.clone())),
-            match which {
-                Which::Build => "build",
-                Which::Test => "test",
-            },
+            which.name(),
         )
         .await
         .map_err(|e| TaskFailure::new(e.to_string()))?;
