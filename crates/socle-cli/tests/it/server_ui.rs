@@ -339,6 +339,15 @@ async fn the_web_ui_in_headless_chromium() {
         json!(true)
     );
     shot(&c, "new-password").await;
+    // The form at a desktop and a phone width.
+    for (width, height, name) in [
+        (1400, 900, "new-password-1400"),
+        (375, 812, "new-password-375"),
+    ] {
+        c.set_window_size(width, height).await.unwrap();
+        shot(&c, name).await;
+    }
+    c.set_window_size(1280, 900).await.unwrap();
     let new = "otto's very own passphrase";
     css(&c, "#password-new").await.send_keys(new).await.unwrap();
     css(&c, "#password-again")
