@@ -6,6 +6,8 @@
 //! - [`dates`]: a run's data interval and logical date (one type for every layer).
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
 //! - [`fault`]: whose fault an error is, and its one HTTP status.
+//! - [`frames`]: the framed protocol over pipes between `socle serve` and its child
+//!   processes.
 //! - [`failpoint`]: crash-test aborts, only in builds with the `failpoints` feature.
 //! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
@@ -20,6 +22,7 @@ pub mod diag;
 pub mod duration;
 pub mod failpoint;
 pub mod fault;
+pub mod frames;
 pub mod project;
 pub mod scaffold;
 pub mod secrets;

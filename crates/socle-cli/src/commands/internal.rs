@@ -1,14 +1,16 @@
 //! Hidden commands that `socle serve` runs as child processes, so that the daemon does
 //! not keep the query engine's code and memory once their work is done:
 //! - `socle catalog-snapshot` prints the catalog the server shows (tables, columns, row
-//!   counts, freshness, dbt nodes) as JSON on stdout (see `socle_server::http::catalog`);
+//!   counts, freshness, dbt nodes) on stdout (see `socle_server::http::catalog`);
+//!
+//! All three speak socle's framed protocol over their stdin and stdout
+//! ([`socle_core::frames`]).
 //! - `socle query-worker` runs the queries the server hands it over stdin and stdout until
 //!   stdin closes (see `socle_server::http::query::engine`);
 //! - `socle task-attempt` makes one attempt of a task that uses the warehouse for the
 //!   scheduler (see `socle_orchestrate::tasks::process`).
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,18 +39,24 @@ pub async fn catalog_snapshot(explicit: Option<PathBuf>) -> Result<ExitCode> {
         &opened.warehouse,
     )
     .await?;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &snapshot).context("cannot write the catalog")?;
-    out.flush().context("cannot write the catalog")?;
+    socle_core::frames::write_sync(&mut std::io::stdout().lock(), &snapshot)
+        .context("cannot write the catalog")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn task_attempt(explicit: Option<PathBuf>) -> Result<ExitCode> {
-    let mut input = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
-        .context("cannot read the attempt to make")?;
-    let request: socle_orchestrate::tasks::process::AttemptRequest =
-        serde_json::from_str(&input).context("the attempt to make does not parse")?;
+    let mut from_daemon = socle_core::frames::Reader::new(tokio::io::stdin(), "scheduler");
+    let request: socle_orchestrate::tasks::process::AttemptRequest = match from_daemon
+        .next()
+        .await
+        .context("cannot read the attempt to make")?
+    {
+        Some(socle_core::frames::Incoming::Frame(request)) => request,
+        Some(socle_core::frames::Incoming::Text { error, .. }) => {
+            anyhow::bail!("the attempt to make does not parse: {error}")
+        }
+        None => anyhow::bail!("no attempt to make: stdin is empty"),
+    };
     let (project, meta) = context::open_meta(explicit).await?;
     let project = std::sync::Arc::new(project);
     let warehouse = socle_app::LazyWarehouse::new(project.clone(), meta.clone());

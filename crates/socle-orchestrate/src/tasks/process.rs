@@ -7,15 +7,17 @@
 //! `command` task's.
 //!
 //! The daemon keeps everything else: pools, retries, timeouts, alerts, the attempt's
-//! records. It writes one [`AttemptRequest`] as JSON to the child's stdin; the child
-//! answers on stdout with JSON lines: `{"log": "..."}` for each line of the attempt's log
-//! as it is written, then `{"ok": "summary"}` or `{"failed": {...}}`. Anything else the
-//! child prints (stderr included) goes to the log as it is.
+//! records. They speak socle's framed protocol ([`socle_core::frames`]): the daemon writes
+//! one [`AttemptRequest`] frame to the child's stdin; the child answers on stdout with a
+//! `{"log": "..."}` frame for each line of the attempt's log as it is written, then
+//! `{"ok": "summary"}` or `{"failed": {...}}`. Anything else the child prints (stderr
+//! included) goes to the log as it is.
 
 use std::process::Stdio;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use socle_core::frames::{self, Incoming};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{Log, TaskContext, TaskFailure, TaskKind};
@@ -34,7 +36,7 @@ pub struct AttemptRequest {
     pub end: String,
 }
 
-/// One line of a task process's answer.
+/// One frame of a task process's answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Line {
@@ -134,9 +136,8 @@ async fn in_child(
         .map_err(|e| TaskFailure::new(format!("cannot start the task process: {e}")))?;
     let mut guard = GroupGuard::recorded(&child, ctx).await;
     let mut stdin = child.stdin.take().expect("piped");
-    let line = serde_json::to_vec(&request).expect("json");
     stdin
-        .write_all(&line)
+        .write_all(&frames::encode(&request))
         .await
         .map_err(|e| TaskFailure::new(format!("cannot talk to the task process: {e}")))?;
     drop(stdin);
@@ -145,23 +146,30 @@ async fn in_child(
     let log = ctx.log.clone();
     let read_out = async move {
         let mut result = None;
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            match serde_json::from_str::<Line>(&line) {
-                Ok(Line::Log(text)) => log.line(&text),
-                Ok(Line::Ok(summary)) => result = Some(Ok(summary)),
-                Ok(Line::Failed {
+        let mut from_child = frames::Reader::new(stdout, "task process");
+        loop {
+            match from_child.next::<Line>().await {
+                Ok(Some(Incoming::Frame(Line::Log(text)))) => log.line(&text),
+                Ok(Some(Incoming::Frame(Line::Ok(summary)))) => result = Some(Ok(summary)),
+                Ok(Some(Incoming::Frame(Line::Failed {
                     message,
                     exit_code,
                     retryable,
-                }) => {
+                }))) => {
                     result = Some(Err(TaskFailure {
                         message,
                         exit_code,
                         retryable,
                     }))
                 }
-                Err(_) => log.line(&line),
+                Ok(Some(Incoming::Text { line, .. })) => log.line(&line),
+                Ok(None) => break,
+                // A line too long for the log is skipped, said so; the rest still counts.
+                Err(e @ frames::FrameError::TooLong { .. }) => log.line(&e.to_string()),
+                Err(e) => {
+                    log.line(&e.to_string());
+                    break;
+                }
             }
         }
         result
@@ -203,11 +211,8 @@ pub async fn attempt_here(env: &RunEnv, req: &AttemptRequest) {
 }
 
 fn emit(line: &Line) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer(&mut out, line);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
+    // The daemon reading it is gone if this fails: nobody is left to tell.
+    let _ = frames::write_sync(&mut std::io::stdout().lock(), line);
 }
 
 async fn attempt(env: &RunEnv, req: &AttemptRequest) -> Result<String, TaskFailure> {

@@ -24,7 +24,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use socle_core::frames;
 use socle_warehouse::{ColumnInfo, Warehouse, WarehouseError};
+use tokio::io::AsyncReadExt;
 
 use super::{ApiError, AppState, Caller, Params, internal};
 use crate::auth::Role;
@@ -157,6 +159,9 @@ async fn read_now(
 /// Longest a child process may take to read the catalog.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Longest catalog a reader may answer: 512 MiB of JSON (about a million columns).
+const MAX_CATALOG: usize = 512 << 20;
+
 /// Whether a pipeline run or an extraction (the scheduler's, or another process's) ended
 /// after `s` was read; asked of the database at most every [`CHECK_EVERY`].
 async fn changed_since(state: &AppState, s: &Snapshot) -> bool {
@@ -194,7 +199,7 @@ async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| internal("empty catalog command"))?;
-    let child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -202,21 +207,40 @@ async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| internal(format!("cannot start the catalog reader: {e}")))?;
-    let out = tokio::time::timeout(CHILD_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| internal("the catalog reader took longer than 10 minutes"))?
-        .map_err(|e| internal(format!("the catalog reader failed: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    // Its answer is one frame (see `socle_core::frames`); what else it prints is ignored.
+    let answer = async {
+        let mut from_child = frames::Reader::with_max(stdout, "catalog reader", MAX_CATALOG);
+        let mut snapshot = None;
+        while let Some(incoming) = from_child.next::<Snapshot>().await.map_err(internal)? {
+            if let frames::Incoming::Frame(s) = incoming {
+                snapshot = Some(s);
+            }
+        }
+        Ok::<_, ApiError>(snapshot)
+    };
+    let errors = async {
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(1 << 20).read_to_end(&mut text).await;
+        text
+    };
+    let (snapshot, errors, status) = tokio::time::timeout(CHILD_TIMEOUT, async {
+        tokio::join!(answer, errors, child.wait())
+    })
+    .await
+    .map_err(|_| internal("the catalog reader took longer than 10 minutes"))?;
+    let status = status.map_err(|e| internal(format!("the catalog reader failed: {e}")))?;
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&errors);
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
         return Err(internal(format!(
-            "the catalog reader failed ({}): {}",
-            out.status,
+            "the catalog reader failed ({status}): {}",
             last.unwrap_or("no message")
         )));
     }
-    let mut snapshot: Snapshot = serde_json::from_slice(&out.stdout)
-        .map_err(|e| internal(format!("the catalog reader's answer does not parse: {e}")))?;
+    let mut snapshot =
+        snapshot?.ok_or_else(|| internal("the catalog reader ended without an answer"))?;
     snapshot.build_ms = started.elapsed().as_millis() as u64;
     Ok(snapshot)
 }

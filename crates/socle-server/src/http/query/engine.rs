@@ -4,14 +4,15 @@
 //! buffers, plans, Delta logs, allocator pages) live and die with it, so an idle server
 //! stays small, and a query that brings the engine down costs that query, not the scheduler.
 //!
-//! The protocol over the child's stdin and stdout:
-//! - the server writes one JSON line per message: `{"id": 7, "request": {...}}` (an
+//! The protocol over the child's stdin and stdout, in socle's frames
+//! ([`socle_core::frames`]: a JSON header line, maybe followed by a body):
+//! - the server writes one frame per message: `{"id": 7, "request": {...}}` (an
 //!   [`exec::Request`]), `{"id": 7, "ack": 1}` (one more piece of the answer may come)
 //!   or `{"id": 7, "cancel": true}` (the caller went away);
-//! - the child answers each request with frames, each a JSON line: `{"id": 7, "head":
-//!   {...}}` (an [`exec::Head`]; unless its status is 200, the last frame), then
-//!   `{"id": 7, "data": N}` followed by `N` bytes of the answer, then `{"id": 7, "end":
-//!   {...}}` (an [`exec::End`]).
+//! - the child answers each request with frames: `{"id": 7, "head": {...}}` (an
+//!   [`exec::Head`]; unless its status is 200, the last frame), then `{"id": 7, "data":
+//!   N}` with a body of `N` bytes of the answer, then `{"id": 7, "end": {...}}` (an
+//!   [`exec::End`]).
 //!
 //! Flow control: the child sends at most [`CREDITS`] data frames of a request ahead of the
 //! acks; the server acks a piece once the HTTP client has taken it. So a slow client holds
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socle_app::LazyWarehouse;
+use socle_core::frames::{self, Incoming};
 use socle_warehouse::Warehouse;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::exec::{self, End, Event, Head, Request};
@@ -57,7 +59,7 @@ struct ToChild {
     ack: u32,
 }
 
-/// The line that starts a frame from the child.
+/// The header of a frame from the child.
 #[derive(Default, Serialize, Deserialize)]
 struct Frame {
     id: u64,
@@ -87,7 +89,7 @@ pub struct Children {
 /// One query process.
 struct Worker {
     pid: Option<u32>,
-    to_child: mpsc::UnboundedSender<String>,
+    to_child: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
     dead: Arc<AtomicBool>,
     in_flight: AtomicUsize,
@@ -227,8 +229,7 @@ struct Ticket {
 
 impl Ticket {
     fn send(&self, message: &ToChild) {
-        let line = serde_json::to_string(message).expect("json") + "\n";
-        let _ = self.in_flight.0.to_child.send(line);
+        let _ = self.in_flight.0.to_child.send(frames::encode(message));
     }
 
     /// The client took a piece: one more may come.
@@ -274,8 +275,13 @@ impl Children {
             cancel: false,
             ack: 0,
         };
-        let line = serde_json::to_string(&message).map_err(internal)? + "\n";
-        if ticket.in_flight.0.to_child.send(line).is_err() {
+        if ticket
+            .in_flight
+            .0
+            .to_child
+            .send(frames::encode(&message))
+            .is_err()
+        {
             return Err(stopped());
         }
         Ok(Answer {
@@ -321,10 +327,10 @@ impl Children {
         tracing::info!("server: query process {} started", pid.unwrap_or(0));
         let mut stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
-        let (to_child, mut lines) = mpsc::unbounded_channel::<String>();
+        let (to_child, mut messages) = mpsc::unbounded_channel::<Vec<u8>>();
         tokio::spawn(async move {
-            while let Some(line) = lines.recv().await {
-                if stdin.write_all(line.as_bytes()).await.is_err() {
+            while let Some(frame) = messages.recv().await {
+                if stdin.write_all(&frame).await.is_err() {
                     break;
                 }
             }
@@ -334,7 +340,7 @@ impl Children {
         let dead = Arc::new(AtomicBool::new(false));
         let (p, d) = (pending.clone(), dead.clone());
         tokio::spawn(async move {
-            let mut from_child = BufReader::new(stdout);
+            let mut from_child = frames::Reader::new(stdout, "query process");
             if let Err(e) = read_replies(&mut from_child, &p).await {
                 tracing::error!("server: the query process answered garbage: {e}");
             }
@@ -374,21 +380,18 @@ fn stopped() -> ApiError {
 
 /// Hands each frame to the request waiting for it, until the child's stdout closes.
 async fn read_replies(
-    from_child: &mut BufReader<tokio::process::ChildStdout>,
+    from_child: &mut frames::Reader<tokio::process::ChildStdout>,
     pending: &Mutex<Pending>,
 ) -> Result<(), String> {
-    let mut line = String::new();
     loop {
-        line.clear();
-        if from_child
-            .read_line(&mut line)
-            .await
-            .map_err(|e| e.to_string())?
-            == 0
-        {
-            return Ok(());
-        }
-        let frame: Frame = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+        let frame: Frame = match from_child.next().await.map_err(|e| e.to_string())? {
+            None => return Ok(()),
+            Some(Incoming::Frame(frame)) => frame,
+            // Only frames may come: a stray line means the stream is not what we think.
+            Some(Incoming::Text { line, error }) => {
+                return Err(format!("a frame does not parse ({error}): {line}"));
+            }
+        };
         let id = frame.id;
         let (event, last) = match frame {
             Frame { head: Some(h), .. } => {
@@ -396,15 +399,11 @@ async fn read_replies(
                 (Event::Head(h), last)
             }
             Frame { data: Some(n), .. } => {
-                let mut data = vec![0; n];
-                from_child
-                    .read_exact(&mut data)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let data = from_child.body(n).await.map_err(|e| e.to_string())?;
                 (Event::Data(data), false)
             }
             Frame { end: Some(e), .. } => (Event::End(e), true),
-            _ => return Err(format!("an empty frame: {}", line.trim())),
+            _ => return Err(format!("an empty frame for query {id}")),
         };
         let mut pending = pending.lock().expect("pending");
         let to = if last {
@@ -470,15 +469,21 @@ pub async fn serve_stdio(wh: Warehouse) -> std::io::Result<()> {
         }
         Ok::<_, std::io::Error>(())
     });
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut from_server = frames::Reader::new(tokio::io::stdin(), "server");
     let mut running: HashMap<u64, (tokio::task::AbortHandle, Arc<Semaphore>)> = HashMap::new();
-    while let Some(line) = lines.next_line().await? {
-        let message: ToChild = match serde_json::from_str(&line) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!("query process: a message does not parse: {e}");
+    loop {
+        let message: ToChild = match from_server.next().await {
+            Ok(None) => break,
+            Ok(Some(Incoming::Frame(m))) => m,
+            Ok(Some(Incoming::Text { error, .. })) => {
+                tracing::error!("query process: a message does not parse: {error}");
                 continue;
             }
+            Err(e @ frames::FrameError::TooLong { .. }) => {
+                tracing::error!("query process: {e}");
+                continue;
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
         };
         running.retain(|_, (h, _)| !h.is_finished());
         if message.cancel {
@@ -527,21 +532,18 @@ pub async fn serve_stdio(wh: Warehouse) -> std::io::Result<()> {
 
 /// An event as a frame of the protocol.
 fn frame(id: u64, event: Event) -> Vec<u8> {
-    let mut line = Frame {
+    let mut header = Frame {
         id,
         ..Frame::default()
     };
     let mut data = Vec::new();
     match event {
-        Event::Head(h) => line.head = Some(h),
+        Event::Head(h) => header.head = Some(h),
         Event::Data(d) => {
-            line.data = Some(d.len());
+            header.data = Some(d.len());
             data = d;
         }
-        Event::End(e) => line.end = Some(e),
+        Event::End(e) => header.end = Some(e),
     }
-    let mut out = serde_json::to_vec(&line).expect("json");
-    out.push(b'\n');
-    out.extend_from_slice(&data);
-    out
+    frames::encode_with_body(&header, &data)
 }
