@@ -1,7 +1,8 @@
 //! Hidden commands that `socle serve` runs as child processes, so that the daemon does
 //! not keep the query engine's code and memory once their work is done:
 //! - `socle catalog-snapshot` prints the catalog the server shows (tables, columns, row
-//!   counts, freshness, dbt nodes) as JSON on stdout (see `socle_server::http::catalog`);
+//!   counts, freshness, dbt nodes) as JSON on stdout (see `socle_app::catalog`; the server
+//!   keeps it, see `socle_server::http::catalog`);
 //! - `socle query-worker` runs the queries the server hands it over stdin and stdout until
 //!   stdin closes (see `socle_server::http::query::engine`);
 //! - `socle task-attempt` makes one attempt of a task that uses the warehouse for the
@@ -30,7 +31,7 @@ pub fn command(root: &Path, subcommand: &str) -> Option<Vec<OsString>> {
 pub async fn catalog_snapshot(explicit: Option<PathBuf>) -> Result<ExitCode> {
     let opened = context::open(explicit).await?;
     let config = &opened.project.config;
-    let snapshot = socle_server::http::catalog::read(
+    let snapshot = socle_app::catalog::read(
         &opened.project.root,
         &config.name,
         &config.warehouse.default_schema,
