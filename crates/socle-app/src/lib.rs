@@ -10,9 +10,17 @@
 //! - [`LazyWarehouse`]: the warehouse, opened when first needed, for SQL of one origin
 //!   ([`Access::Project`]: the project's own files; [`Access::Server`]: what arrives over
 //!   HTTP).
+//! - [`query`]: one query run on the warehouse, its answer rendered (JSON or CSV) piece by
+//!   piece within row, byte and time limits, for the server, in process or in the query
+//!   process (`socle query-worker`).
+//! - [`catalog`]: a snapshot of the catalog (tables, columns, row counts, freshness, dbt
+//!   nodes), for the server, in process or in the child `socle catalog-snapshot`.
 //!
 //! The CLI, the orchestrator's tasks, the server and the child processes all reach the
 //! warehouse through here; no layer reaches into another's internals to get one.
+
+pub mod catalog;
+pub mod query;
 
 use std::sync::Arc;
 

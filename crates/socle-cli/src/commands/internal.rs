@@ -1,14 +1,15 @@
 //! Hidden commands that `socle serve` runs as child processes, so that the daemon does
 //! not keep the query engine's code and memory once their work is done:
 //! - `socle catalog-snapshot` prints the catalog the server shows (tables, columns, row
-//!   counts, freshness, dbt nodes) on stdout (see `socle_server::http::catalog`);
-//!
-//! All three speak socle's framed protocol over their stdin and stdout
-//! ([`socle_core::frames`]).
+//!   counts, freshness, dbt nodes) on stdout (see `socle_app::catalog`; the server keeps
+//!   it, see `socle_server::http::catalog`);
 //! - `socle query-worker` runs the queries the server hands it over stdin and stdout until
 //!   stdin closes (see `socle_server::http::query::engine`);
 //! - `socle task-attempt` makes one attempt of a task that uses the warehouse for the
 //!   scheduler (see `socle_orchestrate::tasks::process`).
+//!
+//! All three speak socle's framed protocol over their stdin and stdout
+//! ([`socle_core::frames`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub fn command(root: &Path, subcommand: &str) -> Option<Vec<OsString>> {
 pub async fn catalog_snapshot(explicit: Option<PathBuf>) -> Result<ExitCode> {
     let opened = context::open(explicit).await?;
     let config = &opened.project.config;
-    let snapshot = socle_server::http::catalog::read(
+    let snapshot = socle_app::catalog::read(
         &opened.project.root,
         &config.name,
         &config.warehouse.default_schema,

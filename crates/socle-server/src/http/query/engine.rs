@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socle_app::LazyWarehouse;
+use socle_app::query::{self as exec, End, Event, Head, Request};
 use socle_core::frames::{self, Incoming};
 use socle_warehouse::Warehouse;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc};
 
-use super::exec::{self, End, Event, Head, Request};
 use crate::http::{ApiError, internal};
 
 /// Time past a query's own timeout before the server stops waiting for the child.

@@ -20,11 +20,10 @@
 //!
 //! Every query is written to the audit log (its first 500 characters).
 //!
-//! The checks and limits live here; [`exec`] runs a query and renders its answer, in the
-//! query process that [`engine`] keeps (or in this process).
+//! The checks and limits live here; [`socle_app::query`] runs a query and renders its
+//! answer, in the query process that [`engine`] keeps (or in this process).
 
 pub mod engine;
-pub mod exec;
 pub mod wire;
 
 use std::sync::Arc;
@@ -35,6 +34,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use socle_app::query::{Event, Request};
 
 use super::{ApiError, AppState, Body, Caller, Params, internal};
 use crate::auth::Role;
@@ -126,7 +126,7 @@ pub async fn query(
     let timeout = timeout.saturating_sub(queued.elapsed());
     let excerpt: String = body.sql.chars().take(500).collect();
     caller.audit(&state, "query", &excerpt).await?;
-    let request = exec::Request {
+    let request = Request {
         sql: body.sql,
         write: caller.role.allows(Role::Editor),
         limit,
@@ -136,7 +136,7 @@ pub async fn query(
     };
     let mut answer = state.engine.run(request).await?;
     let head = match answer.next().await? {
-        Some(exec::Event::Head(head)) => head,
+        Some(Event::Head(head)) => head,
         _ => return Err(internal("the query process answered without a head")),
     };
     if head.wrote {

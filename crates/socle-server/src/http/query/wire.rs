@@ -3,7 +3,7 @@
 //!
 //! - every answer carries `X-Socle-Max-Rows` and `X-Socle-Max-Answer-Bytes`, the limits
 //!   it was cut at;
-//! - an answer that ends within its first piece ([`exec::PIECE`] bytes) is sent whole,
+//! - an answer that ends within its first piece ([`PIECE`] bytes) is sent whole,
 //!   with `Content-Length`, `X-Socle-Row-Count` and `X-Socle-Truncated` (`false`, `rows`
 //!   or `bytes`), and an error in it is an error status like any other;
 //! - a longer answer is streamed (chunked), piece by piece as the client reads it, never
@@ -16,9 +16,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
+use socle_app::query::{Cut, End, Event, PIECE};
 
 use super::engine::Answer;
-use super::exec::{self, Cut, End, Event};
 use crate::http::{ApiError, internal};
 
 pub const MAX_ROWS: HeaderName = HeaderName::from_static("x-socle-max-rows");
@@ -48,7 +48,7 @@ pub async fn respond(
         match answer.next().await? {
             Some(Event::Data(d)) => {
                 first.extend_from_slice(&d);
-                if first.len() >= exec::PIECE {
+                if first.len() >= PIECE {
                     break None;
                 }
             }

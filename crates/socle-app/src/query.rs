@@ -1,12 +1,13 @@
-//! Running one query request against a warehouse and rendering its answer (JSON or CSV)
-//! as a stream of [`Event`]s: the same code whether it runs in the server process or in
-//! the query process ([`super::engine`]).
+//! The query use case: running one query [`Request`] against a warehouse and rendering
+//! its answer (JSON or CSV) as a stream of [`Event`]s: the same code whether it runs in
+//! the server process or in the query process (`socle query-worker`, which the server's
+//! `http::query::engine` keeps).
 //!
 //! The answer is rendered batch by batch, row by row, into pieces of about [`PIECE`]
 //! bytes sent one at a time through a bounded channel: a slow reader slows the query
 //! down instead of letting the answer pile up in memory. The answer stops at `limit` rows
-//! or before it would pass `max_bytes` bytes (the cut is said at its end, see
-//! [`super::wire`]).
+//! or before it would pass `max_bytes` bytes (the cut is said at its end, in [`End`] and
+//! in the JSON's trailing fields; the server's `http::query::wire` turns it into HTTP).
 
 use std::time::{Duration, Instant};
 
