@@ -207,17 +207,19 @@ def main():
     subprocess.run([args.socle, "init", "project"], cwd=DATA, check=True,
                    stdout=subprocess.DEVNULL)
     project = os.path.join(DATA, "project")
+    # The daemon's log (stderr) says where it listens; the one-time password is in a file.
+    serve_log = open(os.path.join(DATA, "serve.err"), "w")
     server = subprocess.Popen([args.socle, "serve", "--port", "0"], cwd=project,
-                              stdout=subprocess.PIPE, stderr=open(os.path.join(DATA, "serve.err"), "w"),
-                              text=True)
-    port = password = None
-    for line in server.stdout:
-        if "one-time password " in line:
-            password = line.split("one-time password ")[1].split()[0]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    port = None
+    for line in server.stderr:
+        serve_log.write(line)
         if "listening on http://" in line:
             port = int(line.rsplit(":", 1)[1])
             break
-    threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
+    with open(os.path.join(project, ".socle", "admin-password")) as f:
+        password = f.read().strip()
+    threading.Thread(target=lambda: [serve_log.write(l) for l in server.stderr], daemon=True).start()
     cookie = login(port, password)
     print(f"server pid {server.pid} on port {port}; open files limit "
           f"{open(f'/proc/{server.pid}/limits').read().split('Max open files')[1].split()[:2]}",

@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 
 PASSWORD = "a long enough passphrase"
@@ -89,14 +90,15 @@ def main():
     subprocess.run([args.socle, "users", "add", "victim", "--role", "viewer", "--password-stdin"],
                    cwd=proj, input=PASSWORD + "\n", text=True, check=True, stdout=subprocess.DEVNULL)
     server = subprocess.Popen([args.socle, "serve", "--port", "0"],
-                              cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                              cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     port = None
-    for line in server.stdout:
+    for line in server.stderr:  # the daemon's log says where it listens
         m = re.search(r"listening on http://[^ ]*:(\d+)", line)
         if m:
             port = int(m.group(1))
             break
     assert port, "the server did not start"
+    threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
     try:
         # Warm up (the first sign-in builds the dummy hash, etc.).
         probe(port, 1)

@@ -80,7 +80,7 @@ pub enum Command {
     /// Run a pipeline for every interval between two dates
     Backfill(commands::pipeline::BackfillArgs),
     /// Run the scheduler daemon: pipelines start when their intervals end
-    Serve(commands::pipeline::ServeArgs),
+    Serve(commands::serve::ServeArgs),
     /// Load the seed CSV files into tables
     #[command(
         after_help = "Examples:\n  socle seed\n  socle seed --select country_codes --full-refresh"
@@ -128,6 +128,11 @@ fn init_logging(cli: &Cli) {
     // delta-rs logs every failed open at ERROR through its instrumented spans, including the
     // "no table here yet" probes socle makes on purpose; socle reports real failures itself.
     let default = match cli.verbose {
+        // The daemon says what it does (runs, their ends, where it listens): `socle` is the
+        // prefix of the binary's target and of every socle crate's (`socle_server`, ...).
+        0 if matches!(cli.command, Command::Serve(_)) => {
+            "warn,socle=info,deltalake_core=off,buoyant_kernel=off"
+        }
         0 => "warn,deltalake_core=off,buoyant_kernel=off",
         1 => "info,socle=debug,deltalake_core=warn,buoyant_kernel=warn",
         _ => "debug,socle=trace",

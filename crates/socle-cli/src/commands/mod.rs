@@ -9,6 +9,7 @@ pub mod internal;
 pub mod load;
 pub mod pipeline;
 pub mod secrets;
+pub mod serve;
 pub mod sql;
 pub mod table;
 pub mod users;
@@ -35,7 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => pipeline::logs(project, args).await,
         Command::Rerun(args) => pipeline::rerun(project, args).await,
         Command::Backfill(args) => pipeline::backfill(project, args).await,
-        Command::Serve(args) => pipeline::serve(project, args).await,
+        Command::Serve(args) => serve::serve(project, args).await,
         Command::Seed(c) => dbt::run(project, dbt::Which::Seed, c).await,
         Command::Test(c) => dbt::run(project, dbt::Which::Test, c).await,
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,

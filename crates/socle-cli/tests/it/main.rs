@@ -17,6 +17,7 @@ mod pipelines;
 mod project;
 mod scheduler;
 mod secrets;
+mod serve_log;
 mod server;
 mod server_api;
 mod server_errors;

@@ -41,11 +41,11 @@ pub fn start(dir: &std::path::Path) -> Server {
 
 /// `start` with more arguments for `socle serve`.
 pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
-    start_logged(dir, args, Stdio::null())
+    start_logged(dir, args, None)
 }
 
-/// `start_with`, the server's log (stderr) going to `log`.
-pub fn start_logged(dir: &std::path::Path, args: &[&str], log: impl Into<Stdio>) -> Server {
+/// `start_with`, the server's log (stderr) copied to `log`.
+pub fn start_logged(dir: &std::path::Path, args: &[&str], log: Option<std::fs::File>) -> Server {
     let mut command = socle();
     command
         .current_dir(dir)
@@ -54,21 +54,38 @@ pub fn start_logged(dir: &std::path::Path, args: &[&str], log: impl Into<Stdio>)
     start_command_logged(command, log)
 }
 
-/// Starts `command` (a `socle serve --port 0`); returns once it listens.
+/// Starts `command` (a `socle serve --port 0` with its project as current directory);
+/// returns once it listens.
 pub fn start_command(command: std::process::Command) -> Server {
-    start_command_logged(command, Stdio::null())
+    start_command_logged(command, None)
 }
 
-/// `start_command`, the server's log (stderr) going to `log`.
-pub fn start_command_logged(mut command: std::process::Command, log: impl Into<Stdio>) -> Server {
-    let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut port, mut admin_password) = (0, String::new());
-    for line in lines.by_ref().take(20) {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("one-time password ").nth(1) {
-            admin_password = rest.split_whitespace().next().unwrap().to_string();
+/// `start_command`, the server's log (stderr) copied to `log`. The first start's one-time
+/// password is read from the file the log names, which only its owner may read; stdout
+/// (not a terminal) shows nothing.
+pub fn start_command_logged(
+    mut command: std::process::Command,
+    mut log: Option<std::fs::File>,
+) -> Server {
+    let dir = command
+        .get_current_dir()
+        .expect("the project is the server's current directory")
+        .to_path_buf();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut port = 0;
+    let copy = |line: &str, log: &mut Option<std::fs::File>| {
+        if let Some(f) = log.as_mut() {
+            writeln!(f, "{line}").unwrap();
         }
+    };
+    for line in lines.by_ref().take(50) {
+        let line = line.unwrap();
+        copy(&line, &mut log);
         if let Some(addr) = line
             .split("listening on http://")
             .nth(1)
@@ -78,9 +95,38 @@ pub fn start_command_logged(mut command: std::process::Command, log: impl Into<S
             break;
         }
     }
-    assert!(port > 0 && !admin_password.is_empty());
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    assert!(port > 0, "the server did not say where it listens");
+    let kept = dir.join(".socle").join("admin-password");
+    let admin_password = std::fs::read_to_string(&kept)
+        .map(|p| p.trim().to_string())
+        .unwrap_or_default();
+    assert!(
+        !admin_password.is_empty(),
+        "no one-time password in {}",
+        kept.display()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the one-time password is readable by others"
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    // Keep draining both pipes so the server never blocks on a full one; the log is copied.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            copy(&line, &mut log);
+        }
+    });
+    std::thread::spawn(move || {
+        let mut printed = String::new();
+        let _ = stdout.read_to_string(&mut printed);
+        assert!(
+            printed.is_empty(),
+            "the daemon printed to stdout: {printed}"
+        );
+    });
     Server {
         child,
         port,

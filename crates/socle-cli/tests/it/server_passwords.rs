@@ -110,10 +110,20 @@ fn a_one_time_password_must_be_changed_before_anything_else() {
     let same = json!({"current": server.admin_password, "new": server.admin_password});
     let a = call(port, "POST", "/api/password", &session, &same.to_string());
     assert_eq!(a.status, 400, "{}", a.body);
+    let kept = dir.join(".socle").join("admin-password");
+    assert!(
+        kept.is_file(),
+        "the one-time password is kept until it is changed"
+    );
     let change = json!({"current": server.admin_password, "new": PASSWORD});
     let a = call(port, "POST", "/api/password", &session, &change.to_string());
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["other_sessions_ended"], 1);
+    // A password no longer of use is not left on disk.
+    assert!(
+        !kept.exists(),
+        "the one-time password file outlived its use"
+    );
     // This session goes on, with everything its role allows; the other one ended.
     for (method, path, body) in refused {
         let a = call(port, method, path, &session, body);

@@ -30,11 +30,12 @@ fn serve(dir: &Path, lease: &str) -> Serve {
     let mut child = socle()
         .current_dir(dir)
         .args(["serve", "--port", "0", "--lease", lease, "--grace", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The daemon's log (stderr) says where it listens.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let port = lines
         .by_ref()
         .take(20)

@@ -224,6 +224,19 @@ pub async fn change_password(
         .set_password(&caller.username, &hash, false)
         .await
         .map_err(internal)?;
+    if caller.username == "admin" {
+        // The first start's one-time password is no longer of use: not kept on disk.
+        let kept = state
+            .env
+            .project
+            .state_dir()
+            .join(super::ADMIN_PASSWORD_FILE);
+        if let Err(e) = std::fs::remove_file(&kept)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("server: cannot delete {}: {e}", kept.display());
+        }
+    }
     // Whoever knew the old password is signed out everywhere but here.
     let ended = match &caller.session_hash {
         Some(keep) => state

@@ -602,6 +602,36 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Where the first admin's one-time password is kept, in the project's state directory,
+/// readable by its owner only (as Jenkins keeps `initialAdminPassword`): the daemon's log
+/// names the file, never the password. Deleted when `admin` chooses a new password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// Writes the first admin's one-time `password` to [`ADMIN_PASSWORD_FILE`] under
+/// `state_dir` (mode 0600); returns the file's path.
+pub fn keep_first_password(
+    state_dir: &std::path::Path,
+    password: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(state_dir)?;
+    let path = state_dir.join(ADMIN_PASSWORD_FILE);
+    // A file left by an earlier project state is replaced, never appended to or followed.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(format!("{password}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(path)
+}
+
 /// Creates the first admin when there is no user: `admin` with a one-time password,
 /// returned to be shown once.
 pub async fn first_admin(meta: &MetaDb) -> Result<Option<String>, String> {
