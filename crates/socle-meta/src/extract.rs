@@ -177,14 +177,15 @@ impl MetaDb {
         sqlx::query(
             "INSERT INTO extract_runs (run_id, source, stream, logical_date, status, rows_loaded,
                rows_rejected, bytes, files, started_at)
-             VALUES ($1, $2, $3, $4, 'running', 0, 0, 0, 0, $5)
-             ON CONFLICT (run_id, source, stream) DO UPDATE SET status = 'running', started_at = excluded.started_at",
+             VALUES ($1, $2, $3, $4, $6, 0, 0, 0, 0, $5)
+             ON CONFLICT (run_id, source, stream) DO UPDATE SET status = excluded.status, started_at = excluded.started_at",
         )
         .bind(run_id)
         .bind(source)
         .bind(stream)
         .bind(logical_date)
         .bind(now())
+        .bind(crate::states::StreamState::Running.as_str())
         .execute(self.pool())
         .await?;
         Ok(())

@@ -87,7 +87,7 @@ impl MetaDb {
                     let mut tries = 0;
                     while let Err(e) = conn.execute("PRAGMA journal_mode = WAL").await {
                         tries += 1;
-                        if tries >= 50 || !e.to_string().contains("locked") {
+                        if tries >= 50 || !sqlite_busy(&e) {
                             return Err(e);
                         }
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -141,6 +141,15 @@ pub fn redact(url: &str) -> String {
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// SQLite's "database is locked" (`SQLITE_BUSY`, 5) or "table is locked" (`SQLITE_LOCKED`,
+/// 6), extended codes included: another connection holds the lock for now.
+fn sqlite_busy(e: &sqlx::Error) -> bool {
+    let Some(code) = e.as_database_error().and_then(|d| d.code()) else {
+        return false;
+    };
+    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 #[cfg(test)]

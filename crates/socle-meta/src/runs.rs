@@ -106,7 +106,7 @@ impl MetaDb {
         let ts = now();
         let done = sqlx::query(
             "INSERT INTO pipeline_runs (run_id, pipeline, logical_date, interval_end, run_trigger, state, created_at, started_at, runner)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $8, $6, $6, $7)",
         )
         .bind(run_id)
         .bind(pipeline)
@@ -115,6 +115,7 @@ impl MetaDb {
         .bind(trigger)
         .bind(ts)
         .bind(runner)
+        .bind(RunState::Running.as_str())
         .execute(self.pool())
         .await;
         match done {
@@ -175,9 +176,10 @@ impl MetaDb {
     /// Process groups of a run's attempts still `running`.
     pub async fn running_pgids(&self, run_id: &str) -> Result<Vec<i64>, MetaError> {
         let rows = sqlx::query(
-            "SELECT pgid FROM task_attempts WHERE run_id = $1 AND state = 'running' AND pgid IS NOT NULL",
+            "SELECT pgid FROM task_attempts WHERE run_id = $1 AND state = $2 AND pgid IS NOT NULL",
         )
         .bind(run_id)
+        .bind(TaskState::Running.as_str())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -191,21 +193,26 @@ impl MetaDb {
     pub async fn fail_running(&self, run_id: &str, reason: &str) -> Result<u64, MetaError> {
         let ts = now();
         let done = sqlx::query(
-            "UPDATE task_attempts SET state = 'failed', error = $2, ended_at = $3
-             WHERE run_id = $1 AND state = 'running'",
+            "UPDATE task_attempts SET state = $4, error = $2, ended_at = $3
+             WHERE run_id = $1 AND state = $5",
         )
         .bind(run_id)
         .bind(reason)
         .bind(&ts)
+        .bind(TaskState::Failed.as_str())
+        .bind(TaskState::Running.as_str())
         .execute(self.pool())
         .await?;
         sqlx::query(
-            "UPDATE task_instances SET state = 'failed', error = $2, ended_at = $3
-             WHERE run_id = $1 AND state IN ('running', 'up_for_retry')",
+            "UPDATE task_instances SET state = $4, error = $2, ended_at = $3
+             WHERE run_id = $1 AND state IN ($5, $6)",
         )
         .bind(run_id)
         .bind(reason)
         .bind(&ts)
+        .bind(TaskState::Failed.as_str())
+        .bind(TaskState::Running.as_str())
+        .bind(TaskState::UpForRetry.as_str())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -233,19 +240,19 @@ impl MetaDb {
             for table in ["task_attempts", "task_instances"] {
                 sqlx::query(&format!(
                     "DELETE FROM {table} WHERE run_id IN
-                     (SELECT run_id FROM pipeline_runs WHERE created_at < $1 AND state <> 'running')"
+                     (SELECT run_id FROM pipeline_runs WHERE created_at < $1 AND state <> $2)"
                 ))
                 .bind(before)
+                .bind(RunState::Running.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
-            runs = sqlx::query(
-                "DELETE FROM pipeline_runs WHERE created_at < $1 AND state <> 'running'",
-            )
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            runs = sqlx::query("DELETE FROM pipeline_runs WHERE created_at < $1 AND state <> $2")
+                .bind(before)
+                .bind(RunState::Running.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             tx.commit().await?;
         }
         Ok((logs, runs))
@@ -266,11 +273,12 @@ impl MetaDb {
     pub async fn claim_run(&self, run_id: &str, from: &str, to: &str) -> Result<bool, MetaError> {
         let done = sqlx::query(
             "UPDATE pipeline_runs SET runner = $3
-             WHERE run_id = $1 AND state = 'running' AND runner = $2",
+             WHERE run_id = $1 AND state = $4 AND runner = $2",
         )
         .bind(run_id)
         .bind(from)
         .bind(to)
+        .bind(RunState::Running.as_str())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -279,13 +287,14 @@ impl MetaDb {
     /// Marks a run `running` again (a rerun), run by `runner` from now on.
     pub async fn restart_run(&self, run_id: &str, runner: &str) -> Result<(), MetaError> {
         sqlx::query(
-            "UPDATE pipeline_runs SET state = 'running', ended_at = NULL, runner = $2,
+            "UPDATE pipeline_runs SET state = $4, ended_at = NULL, runner = $2,
                  started_at = COALESCE(started_at, $3)
              WHERE run_id = $1",
         )
         .bind(run_id)
         .bind(runner)
         .bind(now())
+        .bind(RunState::Running.as_str())
         .execute(self.pool())
         .await?;
         Ok(())

@@ -11,7 +11,6 @@ mod attempt;
 pub mod backfill;
 pub mod dag;
 pub mod error;
-pub mod lazy;
 pub mod pipeline;
 pub mod pools;
 pub mod runner;

@@ -26,7 +26,7 @@ pub const MAX_PARALLEL_TASKS: usize = 16;
 #[derive(Clone)]
 pub struct RunEnv {
     pub project: Arc<socle_core::Project>,
-    pub warehouse: crate::lazy::LazyWarehouse,
+    pub warehouse: socle_app::LazyWarehouse,
     pub meta: MetaDb,
     /// Ctrl-C stops the run at once (the command line); the daemon shuts down gracefully
     /// instead.

@@ -21,7 +21,7 @@ use crate::pipeline::TaskSpec;
 #[derive(Clone)]
 pub struct TaskContext {
     pub project: Arc<socle_core::Project>,
-    pub warehouse: crate::lazy::LazyWarehouse,
+    pub warehouse: socle_app::LazyWarehouse,
     /// The template context (`ds`, `data_interval_start`, ...; see [`crate::template`]).
     pub template: minijinja::Value,
     pub log: Log,

@@ -146,8 +146,8 @@ async fn changed_since(state: &AppState, s: &Snapshot) -> bool {
 
 async fn build(state: &AppState) -> Result<Snapshot, ApiError> {
     let Some(argv) = &state.options.catalog_command else {
-        let wh = state.env.warehouse.get().await.map_err(internal)?;
-        let project = &state.env.project;
+        let wh = state.warehouse.get().await.map_err(internal)?;
+        let project = &state.project;
         return read(
             &project.root,
             &project.config.name,
@@ -213,7 +213,7 @@ pub async fn project(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.need(Role::Viewer)?;
-    let root = &state.env.project.root;
+    let root = &state.project.root;
     let pipelines = socle_orchestrate::pipeline::load_all(root)
         .map(|p| p.len())
         .unwrap_or(0);
@@ -224,7 +224,7 @@ pub async fn project(
     Ok(Json(json!({
         "name": state.project_name(),
         "version": env!("CARGO_PKG_VERSION"),
-        "default_schema": state.env.project.config.warehouse.default_schema,
+        "default_schema": state.project.config.warehouse.default_schema,
         "pipelines": pipelines,
         "sources": sources,
         "dbt_project": root.join("dbt_project.yml").is_file(),
@@ -246,7 +246,7 @@ pub async fn sources(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.need(Role::Viewer)?;
-    let root = state.env.project.root.clone();
+    let root = state.project.root.clone();
     let sources = tokio::task::spawn_blocking(move || socle_connect::load_sources(&root))
         .await
         .map_err(internal)?

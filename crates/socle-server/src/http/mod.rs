@@ -105,8 +105,12 @@ impl Default for Options {
 
 /// What the handlers share.
 pub struct AppState {
+    pub project: Arc<socle_core::Project>,
     pub meta: MetaDb,
-    /// The project, its warehouse (opened on first use) and what runs need.
+    /// The project's warehouse for its own SQL (opened on first use, shared with the runs
+    /// this process makes): the in-process catalog reads it.
+    pub warehouse: socle_app::LazyWarehouse,
+    /// What runs started through the API need (pools, task processes, progress).
     pub env: RunEnv,
     pub options: Options,
     metrics: Mutex<metrics::Metrics>,
@@ -138,7 +142,9 @@ impl AppState {
         let query_slots = options.query_slots.unwrap_or_else(query::slots);
         Arc::new(Self {
             engine,
+            project: env.project.clone(),
             meta: env.meta.clone(),
+            warehouse: env.warehouse.clone(),
             env,
             options,
             metrics: Mutex::new(metrics::Metrics::default()),
@@ -204,7 +210,7 @@ impl AppState {
     }
 
     pub fn project_name(&self) -> &str {
-        &self.env.project.config.name
+        &self.project.config.name
     }
 }
 

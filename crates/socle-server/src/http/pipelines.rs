@@ -59,9 +59,9 @@ fn load(state: &AppState, name: &str) -> Result<Pipeline, ApiError> {
     {
         return Err(ApiError::not_found(format!("no pipeline `{name}`")));
     }
-    let p = socle_orchestrate::pipeline::load_one(&state.env.project.root, name)
-        .map_err(pipeline_error)?;
-    let errors = p.check_against(&state.env.project.config);
+    let p =
+        socle_orchestrate::pipeline::load_one(&state.project.root, name).map_err(pipeline_error)?;
+    let errors = p.check_against(&state.project.config);
     if let Some(e) = errors.first() {
         return Err(ApiError::bad_request(e.to_string()));
     }
@@ -119,7 +119,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.need(Role::Analyst)?;
-    let root = state.env.project.root.clone();
+    let root = state.project.root.clone();
     let pipelines =
         tokio::task::spawn_blocking(move || socle_orchestrate::pipeline::load_all(&root))
             .await
