@@ -1,17 +1,12 @@
 //! Task kinds: one module per kind (a type implementing [`Kind`]) and one line in
-//! [`kinds!`] to add one. [`TaskKind`] is the enum of them, each variant holding its
+//! [`kinds!`] (which also declares the module) to add one. [`TaskKind`] is the enum of them, each variant holding its
 //! kind's own fields.
 //!
 //! A kind names the fields it takes (the loader rejects the others with file and line),
 //! reads them ([`Fields`]), checks them when the pipeline is loaded, and runs a task given
 //! the run's context.
 
-pub mod command;
-pub mod dbt;
-pub mod extract;
-pub mod notify;
 pub mod process;
-pub mod sql;
 
 use std::sync::{Arc, Mutex};
 
@@ -236,9 +231,14 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Declares the task kinds: one line each, `Variant(module::Type)`.
+/// Declares the task kinds and their modules: one line each, `module => Variant(Type);`.
 macro_rules! kinds {
-    ($($variant:ident($ty:ty)),+ $(,)?) => {
+    ($($module:ident => $($variant:ident($ty:ident)),+;)+) => {
+        $(pub mod $module;)+
+
+        kinds!(@enum $($($variant($module::$ty)),+),+);
+    };
+    (@enum $($variant:ident($ty:ty)),+) => {
         /// A task's kind, holding the kind's own fields.
         #[derive(Debug, Clone)]
         pub enum TaskKind {
@@ -304,12 +304,12 @@ macro_rules! kinds {
     };
 }
 
-// Every task kind: add a module above and a line here.
+// Every task kind: `module => Variant(Type)`, the type in `tasks/<module>.rs`. A new kind
+// is its module and one line here.
 kinds! {
-    Command(command::Command),
-    Sql(sql::Sql),
-    Build(dbt::Build),
-    Test(dbt::Test),
-    Notify(notify::Notify),
-    Extract(extract::Extract),
+    command => Command(Command);
+    sql => Sql(Sql);
+    dbt => Build(Build), Test(Test);
+    notify => Notify(Notify);
+    extract => Extract(Extract);
 }
