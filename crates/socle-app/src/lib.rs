@@ -15,11 +15,14 @@
 //!   process (`socle query-worker`).
 //! - [`catalog`]: a snapshot of the catalog (tables, columns, row counts, freshness, dbt
 //!   nodes), for the server, in process or in the child `socle catalog-snapshot`.
+//! - [`ml`]: training and applying the models of `ml/*.yml`, for `socle ml` and the
+//!   pipelines' `ml` task.
 //!
 //! The CLI, the orchestrator's tasks, the server and the child processes all reach the
 //! warehouse through here; no layer reaches into another's internals to get one.
 
 pub mod catalog;
+pub mod ml;
 pub mod query;
 
 use std::sync::Arc;
@@ -200,6 +203,19 @@ impl LazyWarehouse {
             project,
             meta,
         }
+    }
+
+    /// What model runs use: the warehouse (opened on first use), the lake, the metadata
+    /// database.
+    pub async fn models(&self) -> Result<ml::Models, AppError> {
+        let warehouse = self.get().await?;
+        let lake = open_lake(&self.project, &resolver(&self.project))?;
+        Ok(ml::Models {
+            project: self.project.clone(),
+            warehouse,
+            lake,
+            meta: self.meta.clone(),
+        })
     }
 
     /// The warehouse, opened on the first call (a failure is tried again on the next).

@@ -95,6 +95,7 @@ pub enum Command {
     /// List the nodes a selection picks
     Ls(commands::dbt::LsArgs),
     Docs(commands::docs::Args),
+    Ml(commands::ml::Args),
     /// Print the catalog the server shows, as JSON (`socle serve` reads it in a child
     /// process)
     #[command(hide = true)]

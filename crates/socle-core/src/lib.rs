@@ -6,6 +6,7 @@
 //! - [`dates`]: a run's data interval and logical date (one type for every layer).
 //! - [`diag`]: configuration errors that name `file:line:column` and suggest fixes.
 //! - [`fault`]: whose fault an error is, and its one HTTP status.
+//! - [`fields`]: a section of a project file read field by field, each with its place.
 //! - [`frames`]: the framed protocol over pipes between `socle serve` and its child
 //!   processes.
 //! - [`failpoint`]: crash-test aborts, only in builds with the `failpoints` feature.
@@ -22,6 +23,7 @@ pub mod diag;
 pub mod duration;
 pub mod failpoint;
 pub mod fault;
+pub mod fields;
 pub mod frames;
 pub mod project;
 pub mod scaffold;

@@ -7,18 +7,19 @@
 //!
 //! What it holds: catalog extras (view definitions, descriptions) and pipeline run
 //! history ([`runs`]); extraction state ([`extract`]); the server's users, sessions, API
-//! tokens and audit log ([`users`]). States and roles are typed ([`states`]) and stored as
+//! tokens and audit log ([`users`]); model versions ([`models`]). States and roles are typed ([`states`]) and stored as
 //! text.
 
 pub mod catalog;
 pub mod extract;
 pub mod migrations;
+pub mod models;
 pub mod runs;
 pub mod states;
 pub mod stats;
 pub mod users;
 
-pub use states::{Role, RunState, StreamState, TaskState};
+pub use states::{Role, RunState, StreamState, TaskState, VersionState};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -39,6 +40,9 @@ pub enum MetaError {
     TooNew { found: i64, known: i64 },
     #[error("metadata database: {0}")]
     Query(#[from] sqlx::Error),
+    /// Another writer kept winning a race (claiming a model version number).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Which engine is behind the handle.

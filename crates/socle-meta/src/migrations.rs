@@ -194,6 +194,29 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX audit_log_at ON audit_log (at)",
         ],
     },
+    Migration {
+        version: 7,
+        name: "model versions",
+        statements: &[
+            // One row per training run of a model: its number is claimed first (state
+            // `training`), the version is `ready` once its files are in the lake, `failed`
+            // otherwise. Numbers are never reused.
+            "CREATE TABLE ml_versions (
+            model TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            spec_hash TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            duration_ms BIGINT,
+            metrics TEXT,
+            error TEXT,
+            PRIMARY KEY (model, version)
+        )",
+        ],
+    },
 ];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {

@@ -122,6 +122,18 @@ text_enum!(
 );
 
 text_enum!(
+    /// A model version's state.
+    VersionState, "model version state", {
+        /// Its number is claimed; the model is being fitted.
+        Training => "training",
+        /// Its files are in the lake: it can be used.
+        Ready => "ready",
+        /// The training failed; the number is not reused.
+        Failed => "failed",
+    }
+);
+
+text_enum!(
     /// What a user or an API token may do; each role includes the ones before it.
     Role, "role", {
         /// Dashboards and the catalog.

@@ -598,7 +598,7 @@ fn task(
             }
         }
     }
-    let mut reader = Fields::new(file, name, own);
+    let mut reader = Fields::new(file, format!("task `{name}`"), own);
     let kind_spec = TaskKind::parse(&kind, &mut reader);
     errors.extend(reader.into_errors());
     let mut depends_on = Vec::new();

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod init;
 pub mod internal;
 pub mod load;
+pub mod ml;
 pub mod pipeline;
 pub mod secrets;
 pub mod serve;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(c) => dbt::run(project, dbt::Which::Compile, c).await,
         Command::Ls(args) => dbt::ls(project, args).await,
         Command::Docs(args) => docs::run(project, args).await,
+        Command::Ml(args) => ml::run(project, args).await,
         Command::CatalogSnapshot => internal::catalog_snapshot(project).await,
         Command::QueryWorker => internal::query_worker(project).await,
         Command::TaskAttempt => internal::task_attempt(project).await,

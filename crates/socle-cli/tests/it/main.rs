@@ -13,6 +13,7 @@ mod extract_rest;
 mod extract_scrape;
 mod extract_sql;
 mod inputs;
+mod ml;
 mod pipelines;
 mod project;
 mod scheduler;

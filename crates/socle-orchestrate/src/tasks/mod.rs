@@ -175,61 +175,7 @@ pub trait Kind: Sized + Send + Sync + std::fmt::Debug + Clone + 'static {
 }
 
 /// A task's own fields in its pipeline file, each with where it is.
-pub struct Fields<'a> {
-    file: &'a std::path::Path,
-    task: &'a str,
-    map: std::collections::BTreeMap<String, serde_saphyr::Spanned<serde_json::Value>>,
-    errors: Vec<socle_core::ConfigError>,
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(
-        file: &'a std::path::Path,
-        task: &'a str,
-        map: std::collections::BTreeMap<String, serde_saphyr::Spanned<serde_json::Value>>,
-    ) -> Self {
-        Self {
-            file,
-            task,
-            map,
-            errors: Vec::new(),
-        }
-    }
-
-    /// Takes field `key`, read as `T`, with where it is.
-    pub fn take<T: serde::de::DeserializeOwned>(
-        &mut self,
-        key: &str,
-    ) -> Option<serde_saphyr::Spanned<T>> {
-        let s = self.map.remove(key)?;
-        let at = socle_core::Location::of(&s);
-        match serde_json::from_value::<T>(s.value) {
-            Ok(value) => Some(serde_saphyr::Spanned {
-                value,
-                referenced: s.referenced,
-                defined: s.defined,
-            }),
-            Err(e) => {
-                self.errors.push(socle_core::ConfigError::new(
-                    self.file,
-                    at,
-                    format!("task `{}`: `{key}`: {e}", self.task),
-                ));
-                None
-            }
-        }
-    }
-
-    /// Takes field `key` as `T`, without its place.
-    pub fn value<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
-        self.take(key).map(|s| s.value)
-    }
-
-    /// The errors met while reading.
-    pub fn into_errors(self) -> Vec<socle_core::ConfigError> {
-        self.errors
-    }
-}
+pub use socle_core::fields::Fields;
 
 /// Declares the task kinds and their modules: one line each, `module => Variant(Type);`.
 macro_rules! kinds {
@@ -312,4 +258,5 @@ kinds! {
     dbt => Build(Build), Test(Test);
     notify => Notify(Notify);
     extract => Extract(Extract);
+    ml => Ml(Ml);
 }

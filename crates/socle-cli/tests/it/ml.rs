@@ -1,0 +1,261 @@
+//! `socle ml` on real warehouse tables: specs read strictly, training leaves a version
+//! (numbers unique under concurrent trainings), output tables, predictions with the newest
+//! or a chosen version, failures that leave no usable version, and the `ml` task kind.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Baskets where bread and butter go together.
+const LINES: &str = "CREATE TABLE main.lines AS SELECT * FROM (VALUES
+    (1, 'bread'), (1, 'butter'), (1, 'milk'),
+    (2, 'bread'), (2, 'butter'),
+    (3, 'bread'), (3, 'butter'), (3, 'jam'),
+    (4, 'milk'), (4, 'jam'),
+    (5, 'bread'), (5, 'butter'), (5, 'milk'),
+    (6, 'bread')
+) AS t(basket, item)";
+
+const RULES: &str = "kind: association_rules
+description: What goes with what.
+input: { table: main.lines }
+columns: { basket: basket, item: item }
+params: { min_support: 0.3, min_confidence: 0.6 }
+";
+
+fn json(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = ok(dir, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn rules_train_predict_and_keep_versions() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(&dir, "ml/basket.yml", RULES);
+    let models = json(&dir, &["ml", "models", "--format", "json"]);
+    assert_eq!(models[0]["name"], "basket");
+    assert_eq!(models[0]["kind"], "association_rules");
+    assert!(models[0]["latest"].is_null());
+
+    let report = json(&dir, &["ml", "train", "basket", "--format", "json"]);
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["rows"], 14);
+    assert_eq!(report["metrics"]["baskets"], 6.0);
+    // bread → butter: support 4/6, confidence 4/5, lift (4/5)/(4/6) = 1.2.
+    let rules = query(
+        &dir,
+        "SELECT antecedents, consequents, support, confidence, lift
+         FROM ml.basket_rules ORDER BY confidence DESC, lift DESC",
+    );
+    let bread_butter = rules
+        .iter()
+        .find(|r| r["antecedents"] == serde_json::json!(["bread"]) && r["consequents"] == serde_json::json!(["butter"]))
+        .unwrap_or_else(|| panic!("{rules:?}"));
+    assert!((bread_butter["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+    assert!((bread_butter["lift"].as_f64().unwrap() - 1.2).abs() < 1e-12);
+    let itemsets = query(&dir, "SELECT count(*) AS n FROM ml.basket_itemsets");
+    assert!(itemsets[0]["n"].as_i64().unwrap() >= 3, "{itemsets:?}");
+
+    // Predicting: a basket with bread gets butter suggested.
+    ok(&dir, &["sql", "CREATE TABLE main.carts AS SELECT * FROM (VALUES (10, 'bread'), (11, 'milk')) AS t(basket, item)"]);
+    let p = json(
+        &dir,
+        &["ml", "predict", "basket", "--input", "main.carts", "--format", "json"],
+    );
+    assert_eq!(p["version"], 1);
+    let table = p["outputs"][0]["table"].as_str().unwrap().to_string();
+    assert_eq!(table, "ml.basket_predictions");
+    let suggested = query(&dir, &format!("SELECT basket, item, rank FROM {table} ORDER BY basket, rank"));
+    assert!(
+        suggested.iter().any(|r| r["basket"] == "10" && r["item"] == "butter" && r["rank"] == 1),
+        "{suggested:?}"
+    );
+
+    // The version's files are in the lake, with what it read.
+    let info: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".socle/lake/models/basket/1/version.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["kind"], "association_rules");
+    assert_eq!(info["inputs"][0]["table"], "main.lines");
+    assert!(info["inputs"][0]["version"].is_i64(), "{info}");
+    assert_eq!(info["spec_hash"].as_str().unwrap().len(), 64);
+    assert!(dir.join(".socle/lake/models/basket/1/model.json").is_file());
+
+    // A second training is version 2; predict can still use version 1.
+    let second = json(&dir, &["ml", "train", "basket", "--format", "json"]);
+    assert_eq!(second["version"], 2);
+    let p = json(
+        &dir,
+        &["ml", "predict", "basket", "--version", "1", "--format", "json"],
+    );
+    assert_eq!(p["version"], 1);
+    let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
+    let numbers: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![2, 1]);
+    assert!(versions[0]["metrics"]["rules"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn specs_are_read_strictly() {
+    let (_tmp, dir) = project();
+    write(
+        &dir,
+        "ml/basket.yml",
+        "kind: association_rules\ninput: { table: main.lines }\ncolumns: { basket: b, item: i }\nparams: { min_suport: 0.3 }\n",
+    );
+    let (okay, _, err) = run(&dir, &["ml", "train", "basket"]);
+    assert!(!okay);
+    assert!(err.contains("ml/basket.yml:4:"), "{err}");
+    assert!(err.contains("did you mean `min_support`?"), "{err}");
+    write(
+        &dir,
+        "ml/basket.yml",
+        "kind: association_rule\ninput: { table: main.lines }\n",
+    );
+    let (_, _, err) = run(&dir, &["ml", "train", "basket"]);
+    assert!(err.contains("ml/basket.yml:1:") && err.contains("did you mean `association_rules`?"), "{err}");
+    let (_, _, err) = run(&dir, &["ml", "train", "baskt"]);
+    assert!(err.contains("did you mean `basket`?"), "{err}");
+}
+
+#[test]
+fn a_failed_training_leaves_no_version_and_the_outputs_as_they_were() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(&dir, "ml/basket.yml", RULES);
+    ok(&dir, &["ml", "train", "basket"]);
+    let before = query(&dir, "SELECT count(*) AS n FROM ml.basket_rules");
+    // A column that is not there: the data's fault, said with the column's name.
+    write(&dir, "ml/basket.yml", &RULES.replace("item: item", "item: product"));
+    let (okay, _, err) = run(&dir, &["ml", "train", "basket"]);
+    assert!(!okay);
+    assert!(err.contains("no column `product`") && err.contains("did you mean `item`?") , "{err}");
+    let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
+    let states: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["state"].as_str().unwrap())
+        .collect();
+    // The input is read before a number is claimed: nothing was claimed.
+    assert_eq!(states, vec!["ready"], "{versions}");
+    assert_eq!(query(&dir, "SELECT count(*) AS n FROM ml.basket_rules"), before);
+    // Predict still uses version 1.
+    write(&dir, "ml/basket.yml", RULES);
+    let p = json(&dir, &["ml", "predict", "basket", "--format", "json"]);
+    assert_eq!(p["version"], 1);
+}
+
+#[test]
+fn two_trainings_at_once_get_two_versions() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(&dir, "ml/basket.yml", RULES);
+    let spawn = || {
+        socle()
+            .current_dir(&dir)
+            .args(["ml", "train", "basket", "--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut numbers = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        numbers.push(v["version"].as_i64().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, vec![1, 2]);
+}
+
+#[test]
+fn anomalies_are_flagged_per_group_in_time_order() {
+    let (_tmp, dir) = project();
+    // Two channels; channel b has one spike on day 9. Rows are inserted out of order.
+    let mut rows = Vec::new();
+    for day in (1..=12).rev() {
+        let a = 100 + (day % 3);
+        let b = if day == 9 { 900 } else { 50 + (day % 2) };
+        rows.push(format!("('a', DATE '2024-01-{day:02}', {a})"));
+        rows.push(format!("('b', DATE '2024-01-{day:02}', {b})"));
+    }
+    ok(
+        &dir,
+        &[
+            "sql",
+            &format!(
+                "CREATE TABLE main.views AS SELECT * FROM (VALUES {}) AS t(channel, day, views)",
+                rows.join(", ")
+            ),
+        ],
+    );
+    write(
+        &dir,
+        "ml/spikes.yml",
+        "kind: anomaly\ninput: { table: main.views }\ncolumns: { value: views, group: channel, time: day }\nparams: { rule: zscore, window: 5, threshold: 3 }\n",
+    );
+    let report = json(&dir, &["ml", "train", "spikes", "--format", "json"]);
+    assert_eq!(report["metrics"]["flagged"], 1.0, "{report}");
+    let flagged = query(
+        &dir,
+        "SELECT channel, CAST(day AS VARCHAR) AS day, anomaly_rule FROM ml.spikes WHERE is_anomaly",
+    );
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert_eq!(flagged[0]["channel"], "b");
+    assert_eq!(flagged[0]["day"], "2024-01-09");
+    assert_eq!(flagged[0]["anomaly_rule"], "zscore");
+    // Every input row is in the output, with its columns.
+    let n = query(&dir, "SELECT count(*) AS n, count(anomaly_score) AS scored FROM ml.spikes");
+    assert_eq!(n[0]["n"], 24);
+    // A parameter of another rule is refused where it is written.
+    write(
+        &dir,
+        "ml/spikes.yml",
+        "kind: anomaly\ninput: { table: main.views }\ncolumns: { value: views }\nparams: { rule: iqr, window: 5 }\n",
+    );
+    let (okay, _, err) = run(&dir, &["ml", "train", "spikes"]);
+    assert!(!okay);
+    assert!(err.contains("ml/spikes.yml:4:") && err.contains("`window` does not apply to rule `iqr`"), "{err}");
+}
+
+#[test]
+fn a_pipeline_retrains_and_predicts_with_the_ml_task() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(&dir, "ml/basket.yml", RULES);
+    write(
+        &dir,
+        "pipelines/daily.yml",
+        "tasks:\n  rules:\n    kind: ml\n    model: basket\n    output: ml.basket_today\n",
+    );
+    let out = ok(&dir, &["run", "daily"]);
+    assert!(out.contains("rules succeeded"), "{out}");
+    let rows = query(&dir, "SELECT count(*) AS n FROM ml.basket_today");
+    assert!(rows[0]["n"].as_i64().unwrap() > 0, "{rows:?}");
+    let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
+    assert_eq!(versions[0]["version"], 1);
+    assert!(
+        versions[0]["created_by"].as_str().unwrap().starts_with("pipeline daily"),
+        "{versions}"
+    );
+    // A task naming no model is refused when the pipeline loads, with its place.
+    write(
+        &dir,
+        "pipelines/daily.yml",
+        "tasks:\n  rules:\n    kind: ml\n    action: retrain\n    model: basket\n",
+    );
+    let (okay, _, err) = run(&dir, &["run", "daily"]);
+    assert!(!okay);
+    assert!(err.contains("pipelines/daily.yml:") && err.contains("`action: retrain`"), "{err}");
+}

@@ -1,0 +1,399 @@
+//! Training and prediction runs: read the input from the warehouse, fit or apply the
+//! model, keep the version in the lake and the metadata database, write the output tables.
+//!
+//! A training run:
+//! 1. plans the input and notes the Delta version of every table it reads;
+//! 2. reads the rows and fits the model (on a blocking thread: fits are CPU work);
+//! 3. claims the next version number (two trainings at once get two numbers);
+//! 4. writes `models/<name>/<version>/model.json` (the fitted model, in the kind's
+//!    versioned format) and `version.json` (parameters, metrics, input versions, spec hash,
+//!    who, how long) to the lake;
+//! 5. writes its output tables (one Delta commit each);
+//! 6. marks the version `ready`.
+//!
+//! A failure anywhere marks the claimed version `failed` (never used) and leaves the
+//! output tables written so far at their new commit and the others untouched; a killed
+//! process leaves the version `training` (never used). Nothing half-written is read: a
+//! table moves by whole commits, a version is used only once `ready`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
+use serde::{Deserialize, Serialize};
+use socle_lake::Lake;
+use socle_meta::MetaDb;
+use socle_warehouse::{Warehouse, WriteMode};
+
+use crate::error::MlError;
+use crate::frame::Frame;
+use crate::kinds::TrainContext;
+use crate::spec::{Input, ModelSpec};
+
+/// The format of `model.json` and `version.json` (the kind's own format is in `format`).
+pub const FILE_FORMAT: u32 = 1;
+
+/// A table a model read, at the Delta version it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputTable {
+    pub table: String,
+    /// `None` for a view (its tables are listed too).
+    pub version: Option<i64>,
+}
+
+/// `version.json`: what a version is, for people and for the registry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub file_format: u32,
+    pub model: String,
+    pub version: i64,
+    pub kind: String,
+    /// The kind's format of `model.json`.
+    pub format: u32,
+    /// The kind's columns and parameters as the spec gave them.
+    pub spec: serde_json::Value,
+    pub spec_hash: String,
+    /// The parameters fitted with (a grid search's choice included).
+    pub params: serde_json::Value,
+    pub metrics: BTreeMap<String, f64>,
+    pub notes: Vec<String>,
+    pub inputs: Vec<InputTable>,
+    pub rows: usize,
+    pub created_by: String,
+    pub created_at: String,
+    pub duration_ms: u64,
+    /// Output tables written at training, with the Delta version each reached.
+    pub outputs: Vec<InputTable>,
+}
+
+/// `model.json`: the fitted model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub file_format: u32,
+    pub kind: String,
+    pub format: u32,
+    pub fitted: serde_json::Value,
+}
+
+/// Where a version's files are in the lake.
+pub fn version_dir(model: &str, version: i64) -> String {
+    format!("models/{model}/{version}")
+}
+
+/// What a training run needs besides the spec.
+pub struct Env<'a> {
+    pub warehouse: &'a Warehouse,
+    pub lake: &'a Lake,
+    pub meta: &'a MetaDb,
+    /// Who trains (recorded with the version).
+    pub who: &'a str,
+    /// The relation of a dbt model by name (`Input::Model`).
+    pub relation_of: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    pub progress: &'a (dyn Fn(usize, usize, &str) + Sync),
+}
+
+/// The SELECT that reads `input`.
+pub fn input_sql(model: &str, input: &Input, env: &Env) -> Result<String, MlError> {
+    match input {
+        Input::Model(m) => match (env.relation_of)(m) {
+            Some(relation) => Ok(format!("SELECT * FROM {relation}")),
+            None => Err(MlError::data(
+                model,
+                format!("`input.model`: the dbt project has no model `{m}`"),
+            )),
+        },
+        other => Ok(other.sql()),
+    }
+}
+
+/// The tables (and views) `sql` reads, each at its current version.
+pub async fn input_tables(wh: &Warehouse, sql: &str) -> Result<Vec<InputTable>, MlError> {
+    let plan = wh.logical_plan(sql).await?;
+    let mut names = std::collections::BTreeSet::new();
+    collect_scans(&plan, &mut names);
+    let mut out = Vec::new();
+    for name in names {
+        let version = match wh.describe(&name).await {
+            Ok(d) => d.version,
+            Err(_) => None,
+        };
+        out.push(InputTable {
+            table: name,
+            version,
+        });
+    }
+    Ok(out)
+}
+
+fn collect_scans(plan: &LogicalPlan, names: &mut std::collections::BTreeSet<String>) {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let t = &scan.table_name;
+            names.insert(match t.schema() {
+                Some(s) => format!("{s}.{}", t.table()),
+                None => t.table().to_string(),
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+/// Reads the rows of `sql` as a frame.
+pub async fn read(model: &str, wh: &Warehouse, sql: &str) -> Result<Frame, MlError> {
+    let batches = wh.query(sql).await?;
+    Frame::from_batches(model, &batches)
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub model: String,
+    pub version: i64,
+    pub kind: String,
+    pub rows: usize,
+    pub metrics: BTreeMap<String, f64>,
+    pub notes: Vec<String>,
+    pub outputs: Vec<InputTable>,
+    pub duration_ms: u64,
+}
+
+/// Trains `spec`: a new version, its files and its output tables.
+pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlError> {
+    let started = Instant::now();
+    let sql = input_sql(&spec.name, &spec.input, env)?;
+    let inputs = input_tables(env.warehouse, &sql).await?;
+    (env.progress)(0, 3, "reading the input");
+    let frame = read(&spec.name, env.warehouse, &sql).await?;
+    let version = env
+        .meta
+        .claim_version(&spec.name, spec.kind.name(), &spec.hash, env.who)
+        .await?;
+    let done = async {
+        (env.progress)(1, 3, "fitting");
+        let trained = fit(spec, frame.clone(), env).await?;
+        (env.progress)(2, 3, "writing the version");
+        let mut outputs = Vec::new();
+        for (suffix, batch) in trained.outputs {
+            let table = spec.output.table(suffix);
+            let report = write(env.warehouse, &table, batch).await?;
+            outputs.push(InputTable {
+                table,
+                version: Some(report),
+            });
+        }
+        let info = VersionInfo {
+            file_format: FILE_FORMAT,
+            model: spec.name.clone(),
+            version,
+            kind: spec.kind.name().to_string(),
+            format: spec.kind.format(),
+            spec: serde_json::to_value(&spec.kind).unwrap_or_default(),
+            spec_hash: spec.hash.clone(),
+            params: trained.params,
+            metrics: trained.metrics,
+            notes: trained.notes,
+            inputs,
+            rows: frame.rows(),
+            created_by: env.who.to_string(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_ms: started.elapsed().as_millis() as u64,
+            outputs,
+        };
+        let file = ModelFile {
+            file_format: FILE_FORMAT,
+            kind: info.kind.clone(),
+            format: info.format,
+            fitted: trained.fitted,
+        };
+        let dir = version_dir(&spec.name, version);
+        env.lake
+            .put(&format!("{dir}/model.json"), to_json(&file))
+            .await?;
+        env.lake
+            .put(&format!("{dir}/version.json"), to_json(&info))
+            .await?;
+        Ok::<_, MlError>(info)
+    }
+    .await;
+    let elapsed = started.elapsed().as_millis() as i64;
+    match done {
+        Ok(info) => {
+            let metrics = serde_json::to_string(&info.metrics).unwrap_or_default();
+            env.meta
+                .finish_version(&spec.name, version, &metrics, elapsed)
+                .await?;
+            (env.progress)(3, 3, "done");
+            Ok(TrainReport {
+                model: spec.name.clone(),
+                version,
+                kind: info.kind,
+                rows: info.rows,
+                metrics: info.metrics,
+                notes: info.notes,
+                outputs: info.outputs,
+                duration_ms: info.duration_ms,
+            })
+        }
+        Err(e) => {
+            if let Err(record) = env
+                .meta
+                .fail_version(&spec.name, version, &e.to_string(), elapsed)
+                .await
+            {
+                tracing::warn!("model {} version {version}: not marked failed: {record}", spec.name);
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn fit(
+    spec: &ModelSpec,
+    frame: Frame,
+    env: &Env<'_>,
+) -> Result<crate::kinds::Trained, MlError> {
+    let kind = spec.kind.clone();
+    let (name, seed, validation) = (spec.name.clone(), spec.seed, spec.validation.clone());
+    // The progress callback is not 'static: fits report through a channel read here.
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize, String)>();
+    let task = tokio::task::spawn_blocking(move || {
+        let report = move |done: usize, total: usize, what: &str| {
+            let _ = tx.send((done, total, what.to_string()));
+        };
+        let ctx = TrainContext {
+            model: &name,
+            seed,
+            validation: validation.as_ref(),
+            progress: &report,
+        };
+        kind.train(&frame, &ctx)
+    });
+    tokio::pin!(task);
+    loop {
+        tokio::select! {
+            result = &mut task => {
+                return result.map_err(|e| MlError::data(&spec.name, format!("the fit stopped: {e}")))?;
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                while let Ok((done, total, what)) = rx.try_recv() {
+                    (env.progress)(done, total, &what);
+                }
+            }
+        }
+    }
+}
+
+async fn write(wh: &Warehouse, table: &str, batch: RecordBatch) -> Result<i64, MlError> {
+    let report = wh
+        .load_batches(table, vec![batch], WriteMode::Overwrite)
+        .await?;
+    Ok(report.version)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).expect("model files serialize")
+}
+
+/// Reads a ready version's fitted model: `version` or the newest ready one.
+pub async fn load_version(
+    model: &str,
+    version: Option<i64>,
+    lake: &Lake,
+    meta: &MetaDb,
+) -> Result<(i64, ModelFile), MlError> {
+    let record = meta.ready_version(model, version).await?.ok_or_else(|| {
+        MlError::NotFound(match version {
+            Some(v) => format!("model `{model}` has no ready version {v}"),
+            None => format!("model `{model}` has no version yet: train it with `socle ml train {model}`"),
+        })
+    })?;
+    let bytes = lake
+        .get(&format!("{}/model.json", version_dir(model, record.version)))
+        .await?;
+    let file: ModelFile = serde_json::from_slice(&bytes).map_err(|e| MlError::Artefact {
+        model: model.to_string(),
+        version: record.version,
+        message: format!("model.json does not read: {e}"),
+    })?;
+    if file.file_format > FILE_FORMAT {
+        return Err(MlError::Artefact {
+            model: model.to_string(),
+            version: record.version,
+            message: format!(
+                "written by a newer socle (file format {}, this one reads {FILE_FORMAT})",
+                file.file_format
+            ),
+        });
+    }
+    Ok((record.version, file))
+}
+
+/// What a prediction run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictReport {
+    pub model: String,
+    pub version: i64,
+    pub rows: usize,
+    pub outputs: Vec<InputTable>,
+}
+
+/// Applies version `version` (or the newest ready one) of `spec` to `input` (default: the
+/// spec's input), writing the kind's prediction tables; `output` renames the main one.
+pub async fn predict(
+    spec: &ModelSpec,
+    version: Option<i64>,
+    input: Option<&Input>,
+    output: Option<&str>,
+    env: &Env<'_>,
+) -> Result<PredictReport, MlError> {
+    let (version, file) = load_version(&spec.name, version, env.lake, env.meta).await?;
+    if file.kind != spec.kind.name() {
+        return Err(MlError::Conflict(format!(
+            "model `{}` version {version} is a `{}` model; ml/{}.yml now says `{}`: train it again",
+            spec.name,
+            file.kind,
+            spec.name,
+            spec.kind.name()
+        )));
+    }
+    if file.format > spec.kind.format() {
+        return Err(MlError::Artefact {
+            model: spec.name.clone(),
+            version,
+            message: format!(
+                "its model format {} is newer than this socle reads ({})",
+                file.format,
+                spec.kind.format()
+            ),
+        });
+    }
+    let sql = input_sql(&spec.name, input.unwrap_or(&spec.input), env)?;
+    let frame = read(&spec.name, env.warehouse, &sql).await?;
+    let rows = frame.rows();
+    let kind = spec.kind.clone();
+    let name = spec.name.clone();
+    let fitted = file.fitted;
+    let tables = tokio::task::spawn_blocking(move || kind.predict(&name, &fitted, &frame))
+        .await
+        .map_err(|e| MlError::data(&spec.name, format!("the prediction stopped: {e}")))??;
+    let mut outputs = Vec::new();
+    for (suffix, batch) in tables {
+        let table = match (suffix, output) {
+            ("", Some(o)) => o.to_string(),
+            _ => spec.output.table(&format!("{suffix}_predictions")),
+        };
+        let v = write(env.warehouse, &table, batch).await?;
+        outputs.push(InputTable {
+            table,
+            version: Some(v),
+        });
+    }
+    Ok(PredictReport {
+        model: spec.name.clone(),
+        version,
+        rows,
+        outputs,
+    })
+}
