@@ -11,6 +11,7 @@ pub mod linear;
 pub mod logistic;
 pub mod matrix;
 pub mod metrics;
+pub mod recommend;
 pub mod rng;
 pub mod rules;
 pub mod validate;

@@ -16,6 +16,8 @@ use socle_core::fields::Fields;
 use crate::error::MlError;
 use crate::frame::Frame;
 
+pub mod supervised;
+
 /// What a training run works with besides the rows.
 pub struct TrainContext<'a> {
     /// The model's name, for errors.
@@ -170,6 +172,9 @@ kinds! {
     anomaly => Anomaly(Anomaly);
     clustering => Clustering(Clustering);
     forecast => Forecast(Forecast);
+    regression => Regression(Regression);
+    classification => Classification(Classification);
+    recommend => Recommend(Recommend);
 }
 
 /// A required column role, read as one column name.

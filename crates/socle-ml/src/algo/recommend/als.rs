@@ -15,12 +15,11 @@
 //!   warm-started from the current factor, with `YᵀY` computed once per half-iteration.
 //! - Scores are dot products of user and item factors.
 //! - Fold-in of a new user solves that system exactly (Cholesky, in `f64`), as implicit's
-//!   `recalculate_user` does with LAPACK's `posv`; `YᵀY` is computed once and kept.
+//!   `recalculate_user` does with LAPACK's `posv`; `YᵀY` is computed once when the model is
+//!   fitted or loaded, so a fold-in costs `O(factors³ + items · factors)`.
 //!
 //! Threads split the rows of a half-iteration; each row is computed on its own, so the factors are
 //! bit-identical for any number of threads.
-
-use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,13 +68,17 @@ impl Default for AlsParams {
 impl AlsParams {
     /// Checks the settings: factors, iterations and steps at least 1, λ ≥ 0, alpha > 0.
     pub fn validate(&self) -> Result<(), RecommendError> {
-        let invalid = |name, value: String, expected| {
+        fn invalid(
+            name: &'static str,
+            value: String,
+            expected: &'static str,
+        ) -> Result<(), RecommendError> {
             Err(RecommendError::InvalidParameter {
                 name,
                 value,
                 expected,
             })
-        };
+        }
         if self.factors == 0 {
             return Err(RecommendError::ZeroFactors);
         }
@@ -108,9 +111,9 @@ pub struct AlsModel {
     user_items: Csr,
     user_factors: Vec<f32>,
     item_factors: Vec<f32>,
-    /// `YᵀY` of the item factors, computed at the first fold-in.
+    /// `YᵀY` of the item factors (for the fold-in), computed when fitted or loaded.
     #[serde(skip)]
-    gram: OnceLock<Vec<f64>>,
+    gram: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -156,9 +159,9 @@ impl TryFrom<AlsModelData> for AlsModel {
             users: d.users,
             items: d.items,
             user_items: d.user_items,
+            gram: als_solve::gram(&d.item_factors, f),
             user_factors: d.user_factors,
             item_factors: d.item_factors,
-            gram: OnceLock::new(),
         })
     }
 }
@@ -202,8 +205,10 @@ impl AlsModel {
         let (reg, steps) = (params.regularization, params.cg_steps);
         let threads = thread_count(params.num_threads);
         for _ in 0..params.iterations {
-            als_solve::least_squares_cg(&cui, &mut user_factors, &item_factors, f, reg, steps, threads);
-            als_solve::least_squares_cg(&ciu, &mut item_factors, &user_factors, f, reg, steps, threads);
+            let (x, y) = (&mut user_factors, &item_factors);
+            als_solve::least_squares_cg(&cui, x, y, f, reg, steps, threads);
+            let (x, y) = (&mut item_factors, &user_factors);
+            als_solve::least_squares_cg(&ciu, x, y, f, reg, steps, threads);
         }
         if user_factors.iter().chain(&item_factors).any(|v| !v.is_finite()) {
             return Err(RecommendError::Diverged);
@@ -214,9 +219,9 @@ impl AlsModel {
             users: interactions.users().clone(),
             items: interactions.items().clone(),
             user_items: by_user.clone(),
+            gram: als_solve::gram(&item_factors, f),
             user_factors,
             item_factors,
-            gram: OnceLock::new(),
         })
     }
 
@@ -272,8 +277,7 @@ impl AlsModel {
     /// `(YᵀY + λI + Σ (c − 1)·y·yᵀ)·x = Σ c·y` over the liked items (sorted, unique, known).
     fn solve_user(&self, liked: &[(u32, f64)]) -> Result<Vec<f32>, RecommendError> {
         let f = self.params.factors;
-        let gram = self.gram.get_or_init(|| als_solve::gram(&self.item_factors, f));
-        let mut a = gram.clone();
+        let mut a = self.gram.clone();
         for v in a.iter_mut().step_by(f + 1) {
             *v += self.params.regularization;
         }
@@ -310,9 +314,11 @@ impl AlsModel {
         n: usize,
         filter: bool,
     ) -> Vec<(u32, f64)> {
+        let mut dots = Vec::with_capacity(self.items.len());
+        als_solve::dot_rows(x, &self.item_factors, &mut dots);
         let mut skip = liked.peekable();
-        let mut scored = Vec::with_capacity(self.items.len());
-        for (i, y) in self.item_factors.chunks_exact(self.params.factors).enumerate() {
+        let mut scored = Vec::with_capacity(dots.len());
+        for (i, &score) in dots.iter().enumerate() {
             let i = i as u32;
             if filter {
                 while skip.next_if(|&l| l < i).is_some() {}
@@ -320,7 +326,7 @@ impl AlsModel {
                     continue;
                 }
             }
-            scored.push((i, f64::from(als_solve::dot(x, y))));
+            scored.push((i, f64::from(score)));
         }
         top_n(scored, n)
     }
@@ -349,7 +355,11 @@ impl AlsModel {
     }
 
     /// The `n` items most similar to `item`, by id.
-    pub fn similar_items(&self, item: &Id, n: usize) -> Result<Vec<Recommendation>, RecommendError> {
+    pub fn similar_items(
+        &self,
+        item: &Id,
+        n: usize,
+    ) -> Result<Vec<Recommendation>, RecommendError> {
         let index = self
             .items
             .index(item)
@@ -495,11 +505,13 @@ mod tests {
         assert_close(model.user_factors(), &want_users, 5e-4);
         assert_close(model.item_factors(), &want_items, 5e-4);
         let folded = model.fold_in_index(&[(3, 1.0), (0, 2.0)]).unwrap();
-        assert_close(&folded, &[0.09210991859436035, 0.2092112898826599, 0.6551414132118225], 5e-4);
+        let want = [0.09210991859436035, 0.2092112898826599, 0.6551414132118225];
+        assert_close(&folded, &want, 5e-4);
         let recs = model.recommend_index(2, 3, true).unwrap();
         assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), vec![5, 1, 2]);
         let scores: Vec<f32> = recs.iter().map(|r| r.1 as f32).collect();
-        assert_close(&scores, &[0.40935051441192627, 0.2945001423358917, 0.25181451439857483], 1e-3);
+        let want = [0.40935051441192627, 0.2945001423358917, 0.25181451439857483];
+        assert_close(&scores, &want, 1e-3);
         assert!((model.loss() - 0.1666395801566215).abs() < 1e-4, "{}", model.loss());
     }
 
@@ -534,7 +546,8 @@ mod tests {
         assert_close(model.user_factors(), &want_users, 2e-3);
         assert_close(model.item_factors(), &want_items, 2e-3);
         let folded = model.fold_in_index(&[(0, 2.0), (3, 1.0)]).unwrap();
-        assert_close(&folded, &[1.093238115310669, 1.241554617881775, 2.045107841491699], 2e-3);
+        let want = [1.093238115310669, 1.241554617881775, 2.045107841491699];
+        assert_close(&folded, &want, 2e-3);
         let recs = model.recommend_index(2, 3, true).unwrap();
         assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), vec![5, 4, 2]);
         let scores: Vec<f32> = recs.iter().map(|r| r.1 as f32).collect();
@@ -574,23 +587,24 @@ mod tests {
         let f = 2;
         for u in [0usize, 13] {
             let (items, weights) = model.user_items().row(u);
-            let liked: Vec<(u32, f64)> = items.iter().copied().zip(weights.iter().copied()).collect();
+            let liked: Vec<(u32, f64)> =
+                items.iter().copied().zip(weights.iter().copied()).collect();
             let folded = model.fold_in_index(&liked).unwrap();
             let trained = &model.user_factors()[u * f..(u + 1) * f];
-            let dot = als_solve::dot(&folded, trained);
-            let cosine = dot / (als_solve::dot(&folded, &folded) * als_solve::dot(trained, trained)).sqrt();
+            let norm = |v: &[f32]| als_solve::dot(v, v).sqrt();
+            let cosine = als_solve::dot(&folded, trained) / (norm(&folded[..]) * norm(trained));
             assert!(cosine > 0.999, "user {u}: {folded:?} vs {trained:?}");
             let diff: Vec<f32> = folded.iter().zip(trained).map(|(a, b)| a - b).collect();
-            assert!(als_solve::dot(&diff, &diff).sqrt() < 0.1 * als_solve::dot(trained, trained).sqrt());
+            assert!(norm(&diff[..]) < 0.1 * norm(trained), "user {u}: {folded:?} vs {trained:?}");
             let new = model.recommend_new_user_index(&liked, 1, true).unwrap();
             let known = model.recommend_index(u as u32, 1, true).unwrap();
             assert_eq!(new[0].0, known[0].0);
         }
         // By id, with an unknown item ignored.
-        let recs = model
-            .recommend_new_user(&[(Id::Int(0), 1.0), (Id::Int(1), 2.0), (Id::from("?"), 1.0)], 2, true)
-            .unwrap();
-        assert!(recs.iter().all(|r| matches!(r.item, Id::Int(i) if (2..5).contains(&i))), "{recs:?}");
+        let liked = [(Id::Int(0), 1.0), (Id::Int(1), 2.0), (Id::from("?"), 1.0)];
+        let recs = model.recommend_new_user(&liked, 2, true).unwrap();
+        let in_group = |r: &Recommendation| matches!(r.item, Id::Int(i) if (2..5).contains(&i));
+        assert!(recs.iter().all(in_group), "{recs:?}");
     }
 
     #[test]
@@ -627,8 +641,9 @@ mod tests {
         assert_eq!(back.user_factors(), model.user_factors());
         assert_eq!(back.item_factors(), model.item_factors());
         let liked = [(0, 1.0), (2, 3.0)];
-        let (a, b) = (model.recommend_new_user_index(&liked, 3, true), back.recommend_new_user_index(&liked, 3, true));
-        assert_eq!(a.unwrap(), b.unwrap());
+        let a = model.recommend_new_user_index(&liked, 3, true).unwrap();
+        let b = back.recommend_new_user_index(&liked, 3, true).unwrap();
+        assert_eq!(a, b);
         let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
         if let Some(factors) = value["user_factors"].as_array_mut() {
             factors.pop();
@@ -667,6 +682,9 @@ mod tests {
             model.recommend_new_user_index(&[(1, 0.0)], 3, true),
             Err(RecommendError::NoKnownItems { given: 0 })
         );
-        assert_eq!(model.similar_items(&Id::Int(9), 1), Err(RecommendError::UnknownItem("9".into())));
+        assert_eq!(
+            model.similar_items(&Id::Int(9), 1),
+            Err(RecommendError::UnknownItem("9".into()))
+        );
     }
 }

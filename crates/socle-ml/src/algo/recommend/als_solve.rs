@@ -6,12 +6,17 @@
 //! 8 partial sums so the compiler can vectorise them without reassociating. Differences: `YᵀY`
 //! is accumulated in `f64` over blocks of `f32` partial sums (implicit: one `sgemm`), the fold-in
 //! and the loss are computed in `f64`.
+//!
+//! On x86-64 CPUs with AVX2 the hot loops (half-iterations, `YᵀY`, scoring every item) run as a
+//! copy compiled for AVX2, chosen at run time. The arithmetic is the same (the same 8 lanes, the
+//! same order, no fused multiply-add), so the results are bit-identical on every CPU.
 
 use std::ops::Range;
 
 use super::balanced_ranges;
 
 /// `a · b` over the common length, with 8 partial sums.
+#[inline(always)]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a8, a_tail) = a.as_chunks::<8>();
     let (b8, b_tail) = b.as_chunks::<8>();
@@ -29,6 +34,7 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y += a · x`.
+#[inline(always)]
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for (yv, &xv) in y.iter_mut().zip(x) {
         *yv += a * xv;
@@ -36,6 +42,7 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// `out = m · v` for a square row-major `m` of side `v.len()`.
+#[inline(always)]
 fn mat_vec(m: &[f32], v: &[f32], out: &mut [f32]) {
     for (o, row) in out.iter_mut().zip(m.chunks_exact(v.len())) {
         *o = dot(row, v);
@@ -52,6 +59,24 @@ const GRAM_BLOCK: usize = 128;
 
 /// `YᵀY` (`f × f`, row-major, symmetric) for the row-major `y` with `f` columns.
 pub(super) fn gram(y: &[f32], f: usize) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { gram_avx2(y, f) };
+        }
+    }
+    gram_portable(y, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn gram_avx2(y: &[f32], f: usize) -> Vec<f64> {
+    gram_portable(y, f)
+}
+
+#[inline(always)]
+fn gram_portable(y: &[f32], f: usize) -> Vec<f64> {
     let mut total = vec![0.0f64; f * f];
     let mut block = vec![0.0f32; f * f];
     for rows in y.chunks(f * GRAM_BLOCK) {
@@ -96,6 +121,7 @@ struct Work {
 
 /// One row's conjugate-gradient steps, warm-started from `x` (implicit's loop body).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn solve_row(
     a: &[f32],
     y: &[f32],
@@ -163,6 +189,25 @@ struct HalfIteration<'a> {
 
 impl HalfIteration<'_> {
     fn solve_rows(&self, rows: Range<usize>, xs: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                unsafe { self.solve_rows_avx2(rows, xs) };
+                return;
+            }
+        }
+        self.solve_rows_portable(rows, xs);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn solve_rows_avx2(&self, rows: Range<usize>, xs: &mut [f32]) {
+        self.solve_rows_portable(rows, xs);
+    }
+
+    #[inline(always)]
+    fn solve_rows_portable(&self, rows: Range<usize>, xs: &mut [f32]) {
         let f = self.f;
         let mut work = Work {
             r: vec![0.0; f],
@@ -227,6 +272,31 @@ pub(super) fn least_squares_cg(
             scope.spawn(move || half.solve_rows(range, xs));
         }
     });
+}
+
+/// `out[i] = x · m[i]` for every row `i` of the row-major `m` with `x.len()` columns.
+pub(super) fn dot_rows(x: &[f32], m: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { dot_rows_avx2(x, m, out) };
+            return;
+        }
+    }
+    dot_rows_portable(x, m, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_rows_avx2(x: &[f32], m: &[f32], out: &mut Vec<f32>) {
+    dot_rows_portable(x, m, out);
+}
+
+#[inline(always)]
+fn dot_rows_portable(x: &[f32], m: &[f32], out: &mut Vec<f32>) {
+    out.extend(m.chunks_exact(x.len()).map(|row| dot(x, row)));
 }
 
 /// implicit's `calculate_loss`: `Σ c(p − xᵀy)² + λ(Σ|x|² + Σ|y|²)` over every user and item
@@ -322,6 +392,19 @@ mod tests {
         for (got, want) in gram(&y, 3).iter().zip(&naive) {
             assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         }
+    }
+
+    #[test]
+    fn the_dispatched_kernels_agree_bit_for_bit_with_the_portable_ones() {
+        let y: Vec<f32> = (0..37 * 13).map(|i| ((i * 7 % 23) as f32 - 11.0) / 7.0).collect();
+        assert_eq!(gram(&y, 13), gram_portable(&y, 13));
+        let x: Vec<f32> = (0..13).map(|i| (i as f32 * 0.3).sin()).collect();
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        dot_rows(&x, &y, &mut fast);
+        dot_rows_portable(&x, &y, &mut slow);
+        assert_eq!(fast.len(), 37);
+        assert_eq!(fast, slow);
+        assert_eq!(fast[5], dot(&x, &y[5 * 13..6 * 13]));
     }
 
     #[test]

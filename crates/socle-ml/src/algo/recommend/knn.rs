@@ -235,7 +235,8 @@ impl KnnModel {
             let users = by_item.row(i).0;
             users.iter().map(|&u| by_user.row_len(u as usize) as u64).sum::<u64>() + 1
         };
-        let ranges = balanced_ranges(n_items, thread_count(params.num_threads), cost);
+        let parts = thread_count(params.num_threads).min(n_items / 8).max(1);
+        let ranges = balanced_ranges(n_items, parts, cost);
         let parts = map_ranges(&ranges, |range| neighbours(&normalised, params.k, range));
         let mut indptr = Vec::with_capacity(n_items + 1);
         indptr.push(0);
@@ -288,7 +289,11 @@ impl KnnModel {
     }
 
     /// The `n` nearest neighbours of `item`, by id.
-    pub fn similar_items(&self, item: &Id, n: usize) -> Result<Vec<Recommendation>, RecommendError> {
+    pub fn similar_items(
+        &self,
+        item: &Id,
+        n: usize,
+    ) -> Result<Vec<Recommendation>, RecommendError> {
         let index = self
             .items
             .index(item)
@@ -591,7 +596,7 @@ mod tests {
         let mut triples = Vec::new();
         for u in 0..40i64 {
             for k in 0..6i64 {
-                let item = (u * 7 + k * k * 3) % 23;
+                let item = (u * 7 + k * k * 3) % 41;
                 triples.push((u, item, 1.0 + ((u + k) % 4) as f64));
             }
         }

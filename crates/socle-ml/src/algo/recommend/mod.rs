@@ -103,7 +103,7 @@ pub enum RecommendError {
     TooManyIds(&'static str),
     #[error("the stored recommender is inconsistent: {0}")]
     CorruptModel(String),
-    #[error("recommender format {found} is not supported (this version of socle reads {supported})")]
+    #[error("recommender format {found} is not supported (this socle reads format {supported})")]
     UnsupportedFormat { found: u32, supported: u32 },
 }
 
