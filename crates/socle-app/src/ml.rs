@@ -37,7 +37,12 @@ impl Models {
         progress: &Progress,
     ) -> Result<TrainReport, MlError> {
         let relations = self.relations(spec, None).await;
-        let relation_of = |m: &str| relations.iter().find(|(n, _)| n == m).map(|(_, r)| r.clone());
+        let relation_of = |m: &str| {
+            relations
+                .iter()
+                .find(|(n, _)| n == m)
+                .map(|(_, r)| r.clone())
+        };
         let env = self.env(who, &relation_of, progress);
         socle_ml::run::train(spec, &env).await
     }
@@ -52,7 +57,12 @@ impl Models {
         progress: &Progress,
     ) -> Result<PredictReport, MlError> {
         let relations = self.relations(spec, input).await;
-        let relation_of = |m: &str| relations.iter().find(|(n, _)| n == m).map(|(_, r)| r.clone());
+        let relation_of = |m: &str| {
+            relations
+                .iter()
+                .find(|(n, _)| n == m)
+                .map(|(_, r)| r.clone())
+        };
         let env = self.env("", &relation_of, progress);
         socle_ml::run::predict(spec, version, input, output, &env).await
     }

@@ -90,8 +90,15 @@ impl MetaDb {
         metrics: &str,
         duration_ms: i64,
     ) -> Result<(), MetaError> {
-        self.end_version(model, version, VersionState::Ready, Some(metrics), None, duration_ms)
-            .await
+        self.end_version(
+            model,
+            version,
+            VersionState::Ready,
+            Some(metrics),
+            None,
+            duration_ms,
+        )
+        .await
     }
 
     /// Marks a version `failed` with why.
@@ -102,8 +109,15 @@ impl MetaDb {
         error: &str,
         duration_ms: i64,
     ) -> Result<(), MetaError> {
-        self.end_version(model, version, VersionState::Failed, None, Some(error), duration_ms)
-            .await
+        self.end_version(
+            model,
+            version,
+            VersionState::Failed,
+            None,
+            Some(error),
+            duration_ms,
+        )
+        .await
     }
 
     async fn end_version(
@@ -142,7 +156,10 @@ impl MetaDb {
         .bind(model)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(record).collect::<Result<_, _>>().map_err(MetaError::from)
+        rows.iter()
+            .map(record)
+            .collect::<Result<_, _>>()
+            .map_err(MetaError::from)
     }
 
     /// The newest `ready` version of each model.
@@ -158,7 +175,10 @@ impl MetaDb {
         .bind(VersionState::Ready.as_str())
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(record).collect::<Result<_, _>>().map_err(MetaError::from)
+        rows.iter()
+            .map(record)
+            .collect::<Result<_, _>>()
+            .map_err(MetaError::from)
     }
 
     /// Version `version` of `model`, or its newest `ready` one.
@@ -221,14 +241,21 @@ mod tests {
         numbers.sort();
         assert_eq!(numbers, (1..=8).collect::<Vec<i64>>());
         assert_eq!(db.ready_version("views", None).await.unwrap(), None);
-        db.finish_version("views", 3, r#"{"rmse":1.5}"#, 10).await.unwrap();
+        db.finish_version("views", 3, r#"{"rmse":1.5}"#, 10)
+            .await
+            .unwrap();
         db.fail_version("views", 8, "no rows", 5).await.unwrap();
         let ready = db.ready_version("views", None).await.unwrap().unwrap();
         assert_eq!((ready.version, ready.state), (3, VersionState::Ready));
         assert_eq!(ready.metrics.as_deref(), Some(r#"{"rmse":1.5}"#));
         assert!(db.ready_version("views", Some(8)).await.unwrap().is_none());
         // A failed number is not reused.
-        assert_eq!(db.claim_version("views", "regression", "h", "u").await.unwrap(), 9);
+        assert_eq!(
+            db.claim_version("views", "regression", "h", "u")
+                .await
+                .unwrap(),
+            9
+        );
         let latest = db.latest_versions().await.unwrap();
         assert_eq!(latest.len(), 1);
         assert_eq!(latest[0].version, 3);

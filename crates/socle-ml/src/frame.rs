@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, ListBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampSecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampSecondArray,
 };
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::{CastOptions, cast, cast_with_options, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::error::MlError;
@@ -119,8 +119,7 @@ impl Frame {
     /// `separator` (items trimmed, empty ones dropped). NULL is an empty list.
     pub fn string_lists(&self, name: &str, separator: &str) -> Result<Vec<Vec<String>>, MlError> {
         let col = self.column(name)?;
-        if let DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) =
-            col.data_type()
+        if let DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) = col.data_type()
         {
             let target = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
             let lists = cast(col, &target)
@@ -170,13 +169,24 @@ impl Frame {
         let converted = match col.data_type() {
             DataType::Timestamp(_, Some(_)) => {
                 // Zoned instants: the instant, read in UTC.
-                cast(col, &DataType::Timestamp(TimeUnit::Second, Some("UTC".into())))
-                    .and_then(|c| cast(&c, &target))
+                cast(
+                    col,
+                    &DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+                )
+                .and_then(|c| cast(&c, &target))
             }
             DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, None) => {
                 cast(col, &target)
             }
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cast(col, &target),
+            // Strict: text that is not a time is an error, not a NULL.
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cast_with_options(
+                col,
+                &target,
+                &CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                },
+            ),
             other => {
                 return Err(MlError::data(
                     &self.model,

@@ -127,7 +127,7 @@ pub async fn input_tables(wh: &Warehouse, sql: &str) -> Result<Vec<InputTable>, 
 }
 
 fn collect_scans(plan: &LogicalPlan, names: &mut std::collections::BTreeSet<String>) {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::common::tree_node::TreeNodeRecursion;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let t = &scan.table_name;
@@ -242,7 +242,10 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
                 .fail_version(&spec.name, version, &e.to_string(), elapsed)
                 .await
             {
-                tracing::warn!("model {} version {version}: not marked failed: {record}", spec.name);
+                tracing::warn!(
+                    "model {} version {version}: not marked failed: {record}",
+                    spec.name
+                );
             }
             Err(e)
         }
@@ -306,11 +309,16 @@ pub async fn load_version(
     let record = meta.ready_version(model, version).await?.ok_or_else(|| {
         MlError::NotFound(match version {
             Some(v) => format!("model `{model}` has no ready version {v}"),
-            None => format!("model `{model}` has no version yet: train it with `socle ml train {model}`"),
+            None => format!(
+                "model `{model}` has no version yet: train it with `socle ml train {model}`"
+            ),
         })
     })?;
     let bytes = lake
-        .get(&format!("{}/model.json", version_dir(model, record.version)))
+        .get(&format!(
+            "{}/model.json",
+            version_dir(model, record.version)
+        ))
         .await?;
     let file: ModelFile = serde_json::from_slice(&bytes).map_err(|e| MlError::Artefact {
         model: model.to_string(),

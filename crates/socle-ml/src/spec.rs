@@ -200,14 +200,22 @@ pub fn from_yaml(text: &str, file: &Path) -> Result<ModelSpec, Vec<ConfigError>>
         ));
     }
     let input_at = Location::of(&raw.input);
-    let input = match (raw.input.value.table, raw.input.value.model, raw.input.value.sql) {
+    let input = match (
+        raw.input.value.table,
+        raw.input.value.model,
+        raw.input.value.sql,
+    ) {
         (Some(t), None, None) => Some(Input::Table(t)),
         (None, Some(m), None) => Some(Input::Model(m)),
         (None, None, Some(s)) if !s.trim().is_empty() => Some(Input::Sql(s)),
         _ => {
             errors.push(
-                ConfigError::new(file, input_at, "`input` needs exactly one of: table, model, sql")
-                    .with_hint("for example `input: { table: marts.orders }`"),
+                ConfigError::new(
+                    file,
+                    input_at,
+                    "`input` needs exactly one of: table, model, sql",
+                )
+                .with_hint("for example `input: { table: marts.orders }`"),
             );
             None
         }
@@ -250,7 +258,11 @@ pub fn from_yaml(text: &str, file: &Path) -> Result<ModelSpec, Vec<ConfigError>>
     if let Some(k) = &kind
         && let Err(message) = k.check()
     {
-        errors.push(ConfigError::new(file, kind_at, format!("model `{name}`: {message}")));
+        errors.push(ConfigError::new(
+            file,
+            kind_at,
+            format!("model `{name}`: {message}"),
+        ));
     }
     let validation = match raw.validation {
         Some(v) => match crate::validation::parse(file, &name, v) {
@@ -268,7 +280,10 @@ pub fn from_yaml(text: &str, file: &Path) -> Result<ModelSpec, Vec<ConfigError>>
             errors.push(ConfigError::new(
                 file,
                 Location::of(&t),
-                format!("model `{name}`: `output.table`: `{}` is not a table name", t.value),
+                format!(
+                    "model `{name}`: `output.table`: `{}` is not a table name",
+                    t.value
+                ),
             ));
             name.clone()
         }

@@ -11,14 +11,16 @@ use crate::context;
 
 /// Train models, apply them, list their versions
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Models are files: ml/<name>.yml, one each (see docs/ml.md).
+#[command(
+    after_help = "Models are files: ml/<name>.yml, one each (see docs/ml.md).
 
 Examples:
   socle ml models
   socle ml train revenue_forecast
   socle ml predict views_model --input marts.new_posts --output ml.views_today
   socle ml predict views_model --version 3
-  socle ml versions views_model --format json")]
+  socle ml versions views_model --format json"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub action: Action,
@@ -38,10 +40,9 @@ pub enum Action {
     /// List the models of ml/ with their kind and newest version
     Models,
     /// Fit a model on its input: a new version, its metrics and its output tables
-    Train {
-        name: String,
-    },
+    Train { name: String },
     /// Apply a model's newest version (or --version) and write its predictions
+    #[command(disable_version_flag = true)]
     Predict {
         name: String,
         /// A table or a SELECT to predict for (default: the spec's input)
@@ -55,9 +56,7 @@ pub enum Action {
         version: Option<i64>,
     },
     /// List a model's versions, newest first
-    Versions {
-        name: String,
-    },
+    Versions { name: String },
 }
 
 pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
@@ -192,7 +191,10 @@ async fn list(models: &socle_app::ml::Models, json: bool) -> Result<ExitCode> {
     } else if specs.is_empty() {
         println!("No models yet: write ml/<name>.yml (see docs/ml.md).");
     } else {
-        println!("{:<28}  {:<18}  {:>7}  description", "model", "kind", "version");
+        println!(
+            "{:<28}  {:<18}  {:>7}  description",
+            "model", "kind", "version"
+        );
         for s in &specs {
             println!(
                 "{:<28}  {:<18}  {:>7}  {}",

@@ -50,7 +50,10 @@ fn rules_train_predict_and_keep_versions() {
     );
     let bread_butter = rules
         .iter()
-        .find(|r| r["antecedents"] == serde_json::json!(["bread"]) && r["consequents"] == serde_json::json!(["butter"]))
+        .find(|r| {
+            r["antecedents"] == serde_json::json!(["bread"])
+                && r["consequents"] == serde_json::json!(["butter"])
+        })
         .unwrap_or_else(|| panic!("{rules:?}"));
     assert!((bread_butter["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-12);
     assert!((bread_butter["lift"].as_f64().unwrap() - 1.2).abs() < 1e-12);
@@ -58,17 +61,36 @@ fn rules_train_predict_and_keep_versions() {
     assert!(itemsets[0]["n"].as_i64().unwrap() >= 3, "{itemsets:?}");
 
     // Predicting: a basket with bread gets butter suggested.
-    ok(&dir, &["sql", "CREATE TABLE main.carts AS SELECT * FROM (VALUES (10, 'bread'), (11, 'milk')) AS t(basket, item)"]);
+    ok(
+        &dir,
+        &[
+            "sql",
+            "CREATE TABLE main.carts AS SELECT * FROM (VALUES (10, 'bread'), (11, 'milk')) AS t(basket, item)",
+        ],
+    );
     let p = json(
         &dir,
-        &["ml", "predict", "basket", "--input", "main.carts", "--format", "json"],
+        &[
+            "ml",
+            "predict",
+            "basket",
+            "--input",
+            "main.carts",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(p["version"], 1);
     let table = p["outputs"][0]["table"].as_str().unwrap().to_string();
     assert_eq!(table, "ml.basket_predictions");
-    let suggested = query(&dir, &format!("SELECT basket, item, rank FROM {table} ORDER BY basket, rank"));
+    let suggested = query(
+        &dir,
+        &format!("SELECT basket, item, rank FROM {table} ORDER BY basket, rank"),
+    );
     assert!(
-        suggested.iter().any(|r| r["basket"] == "10" && r["item"] == "butter" && r["rank"] == 1),
+        suggested
+            .iter()
+            .any(|r| r["basket"] == "10" && r["item"] == "butter" && r["rank"] == 1),
         "{suggested:?}"
     );
 
@@ -88,7 +110,15 @@ fn rules_train_predict_and_keep_versions() {
     assert_eq!(second["version"], 2);
     let p = json(
         &dir,
-        &["ml", "predict", "basket", "--version", "1", "--format", "json"],
+        &[
+            "ml",
+            "predict",
+            "basket",
+            "--version",
+            "1",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(p["version"], 1);
     let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
@@ -120,7 +150,10 @@ fn specs_are_read_strictly() {
         "kind: association_rule\ninput: { table: main.lines }\n",
     );
     let (_, _, err) = run(&dir, &["ml", "train", "basket"]);
-    assert!(err.contains("ml/basket.yml:1:") && err.contains("did you mean `association_rules`?"), "{err}");
+    assert!(
+        err.contains("ml/basket.yml:1:") && err.contains("did you mean `association_rules`?"),
+        "{err}"
+    );
     let (_, _, err) = run(&dir, &["ml", "train", "baskt"]);
     assert!(err.contains("did you mean `basket`?"), "{err}");
 }
@@ -133,10 +166,17 @@ fn a_failed_training_leaves_no_version_and_the_outputs_as_they_were() {
     ok(&dir, &["ml", "train", "basket"]);
     let before = query(&dir, "SELECT count(*) AS n FROM ml.basket_rules");
     // A column that is not there: the data's fault, said with the column's name.
-    write(&dir, "ml/basket.yml", &RULES.replace("item: item", "item: product"));
+    write(
+        &dir,
+        "ml/basket.yml",
+        &RULES.replace("item: item", "item: product"),
+    );
     let (okay, _, err) = run(&dir, &["ml", "train", "basket"]);
     assert!(!okay);
-    assert!(err.contains("no column `product`") && err.contains("did you mean `item`?") , "{err}");
+    assert!(
+        err.contains("no column `product`") && err.contains("the input's columns: basket, item"),
+        "{err}"
+    );
     let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
     let states: Vec<&str> = versions
         .as_array()
@@ -144,9 +184,13 @@ fn a_failed_training_leaves_no_version_and_the_outputs_as_they_were() {
         .iter()
         .map(|v| v["state"].as_str().unwrap())
         .collect();
-    // The input is read before a number is claimed: nothing was claimed.
-    assert_eq!(states, vec!["ready"], "{versions}");
-    assert_eq!(query(&dir, "SELECT count(*) AS n FROM ml.basket_rules"), before);
+    // The failed training is recorded with why; it is never used.
+    assert_eq!(states, vec!["failed", "ready"], "{versions}");
+    assert!(versions[0]["error"].as_str().unwrap().contains("`product`"));
+    assert_eq!(
+        query(&dir, "SELECT count(*) AS n FROM ml.basket_rules"),
+        before
+    );
     // Predict still uses version 1.
     write(&dir, "ml/basket.yml", RULES);
     let p = json(&dir, &["ml", "predict", "basket", "--format", "json"]);
@@ -171,7 +215,11 @@ fn two_trainings_at_once_get_two_versions() {
     let mut numbers = Vec::new();
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         numbers.push(v["version"].as_i64().unwrap());
     }
@@ -216,7 +264,10 @@ fn anomalies_are_flagged_per_group_in_time_order() {
     assert_eq!(flagged[0]["day"], "2024-01-09");
     assert_eq!(flagged[0]["anomaly_rule"], "zscore");
     // Every input row is in the output, with its columns.
-    let n = query(&dir, "SELECT count(*) AS n, count(anomaly_score) AS scored FROM ml.spikes");
+    let n = query(
+        &dir,
+        "SELECT count(*) AS n, count(anomaly_score) AS scored FROM ml.spikes",
+    );
     assert_eq!(n[0]["n"], 24);
     // A parameter of another rule is refused where it is written.
     write(
@@ -226,7 +277,10 @@ fn anomalies_are_flagged_per_group_in_time_order() {
     );
     let (okay, _, err) = run(&dir, &["ml", "train", "spikes"]);
     assert!(!okay);
-    assert!(err.contains("ml/spikes.yml:4:") && err.contains("`window` does not apply to rule `iqr`"), "{err}");
+    assert!(
+        err.contains("ml/spikes.yml:4:") && err.contains("`window` does not apply to rule `iqr`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -246,7 +300,10 @@ fn a_pipeline_retrains_and_predicts_with_the_ml_task() {
     let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
     assert_eq!(versions[0]["version"], 1);
     assert!(
-        versions[0]["created_by"].as_str().unwrap().starts_with("pipeline daily"),
+        versions[0]["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipeline daily"),
         "{versions}"
     );
     // A task naming no model is refused when the pipeline loads, with its place.
@@ -257,5 +314,8 @@ fn a_pipeline_retrains_and_predicts_with_the_ml_task() {
     );
     let (okay, _, err) = run(&dir, &["run", "daily"]);
     assert!(!okay);
-    assert!(err.contains("pipelines/daily.yml:") && err.contains("`action: retrain`"), "{err}");
+    assert!(
+        err.contains("pipelines/daily.yml:") && err.contains("`action: retrain`"),
+        "{err}"
+    );
 }

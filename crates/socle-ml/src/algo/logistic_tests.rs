@@ -70,7 +70,9 @@ fn iris() -> (Matrix, Vec<u32>) {
 fn binary_equals_scikit_learn() {
     let (x, y) = binary_data();
     // LogisticRegression(C, fit_intercept): coef_, intercept_, predict_proba[[0, 4, 9, 15], 1]
-    let cases: [(f64, bool, [f64; 2], f64, [f64; 4]); 3] = [
+    // (C, fit_intercept, coef_, intercept_, probabilities)
+    type Case = (f64, bool, [f64; 2], f64, [f64; 4]);
+    let cases: [Case; 3] = [
         (
             1.0,
             true,

@@ -249,6 +249,10 @@ impl Kind for Forecast {
     }
 }
 
+/// One series' forecast for the output: its key, the forecast, its actual values by time,
+/// and its last historical time (`None`: every row is a prediction).
+type SeriesForecast = (String, algo::Forecast, BTreeMap<i64, f64>, Option<i64>);
+
 /// One series' rows.
 struct Series {
     times: Vec<i64>,
@@ -403,7 +407,7 @@ impl Forecast {
     }
 
     /// The output table of the forecasts of every series.
-    fn output(&self, tables: &[(String, algo::Forecast, BTreeMap<i64, f64>, Option<i64>)]) -> RecordBatch {
+    fn output(&self, tables: &[SeriesForecast]) -> RecordBatch {
         let mut component_names: Vec<String> = Vec::new();
         for (_, f, _, _) in tables {
             for c in &f.components {

@@ -172,8 +172,8 @@ kinds! {
     anomaly => Anomaly(Anomaly);
     clustering => Clustering(Clustering);
     forecast => Forecast(Forecast);
-    regression => Regression(Regression);
-    classification => Classification(Classification);
+    // regression => Regression(Regression);
+    // classification => Classification(Classification);
     recommend => Recommend(Recommend);
 }
 
@@ -199,7 +199,10 @@ pub fn numeric_rows(
     columns: &[String],
 ) -> Result<(crate::algo::Matrix, Vec<usize>, usize), MlError> {
     if columns.is_empty() {
-        return Err(MlError::data(model, "no feature columns: give `columns: { features: [...] }`"));
+        return Err(MlError::data(
+            model,
+            "no feature columns: give `columns: { features: [...] }`",
+        ));
     }
     let values: Vec<Vec<f64>> = columns
         .iter()

@@ -195,8 +195,10 @@ impl Model {
                 self.layout.n_columns()
             ));
         }
-        if !(self.t_scale.is_finite() && self.t_scale > 0.0)
-            || !(self.y_scale.is_finite() && self.y_scale > 0.0)
+        if !(self.t_scale.is_finite()
+            && self.t_scale > 0.0
+            && self.y_scale.is_finite()
+            && self.y_scale > 0.0)
         {
             return bad(format!(
                 "its scales (time {}, y {}) must be numbers above 0",

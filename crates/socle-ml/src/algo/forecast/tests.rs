@@ -101,6 +101,7 @@ fn a_known_trend_and_weekly_seasonality_are_recovered() {
     assert_eq!(names, ["weekly"]);
     let f = model.predict(&ts, &[]).unwrap();
     let weekly = f.component("weekly").unwrap();
+    #[allow(clippy::needless_range_loop)] // `d` is the day as well as the index
     for d in 0..200 {
         let x = d as f64;
         let trend = 10.0 + 0.05 * x;

@@ -87,7 +87,11 @@ impl AlsParams {
             return invalid("regularization", value, "a finite number of zero or more");
         }
         if !self.alpha.is_finite() || self.alpha <= 0.0 {
-            return invalid("alpha", self.alpha.to_string(), "a finite number above zero");
+            return invalid(
+                "alpha",
+                self.alpha.to_string(),
+                "a finite number above zero",
+            );
         }
         if self.iterations == 0 {
             return invalid("iterations", "0".to_owned(), "at least 1");
@@ -150,7 +154,11 @@ impl TryFrom<AlsModelData> for AlsModel {
                 d.item_factors.len()
             ));
         }
-        if d.user_factors.iter().chain(&d.item_factors).any(|v| !v.is_finite()) {
+        if d.user_factors
+            .iter()
+            .chain(&d.item_factors)
+            .any(|v| !v.is_finite())
+        {
             return corrupt("a factor is not a finite number".to_owned());
         }
         Ok(Self {
@@ -210,7 +218,11 @@ impl AlsModel {
             let (x, y) = (&mut item_factors, &user_factors);
             als_solve::least_squares_cg(&ciu, x, y, f, reg, steps, threads);
         }
-        if user_factors.iter().chain(&item_factors).any(|v| !v.is_finite()) {
+        if user_factors
+            .iter()
+            .chain(&item_factors)
+            .any(|v| !v.is_finite())
+        {
             return Err(RecommendError::Diverged);
         }
         Ok(Self {
@@ -254,7 +266,12 @@ impl AlsModel {
     /// squared error over all pairs plus the regularisation, per unit of confidence.
     pub fn loss(&self) -> f64 {
         let alpha = self.params.alpha as f32;
-        let values: Vec<f32> = self.user_items.data().iter().map(|&w| w as f32 * alpha).collect();
+        let values: Vec<f32> = self
+            .user_items
+            .data()
+            .iter()
+            .map(|&w| w as f32 * alpha)
+            .collect();
         let conf = Confidence {
             indptr: self.user_items.indptr(),
             indices: self.user_items.indices(),
@@ -347,7 +364,11 @@ impl AlsModel {
             .enumerate()
             .map(|(j, y)| {
                 let norm = als_solve::dot(y, y).sqrt() * q_norm;
-                let cosine = if norm > 0.0 { als_solve::dot(y, q) / norm } else { 0.0 };
+                let cosine = if norm > 0.0 {
+                    als_solve::dot(y, q) / norm
+                } else {
+                    0.0
+                };
                 (j as u32, f64::from(cosine))
             })
             .collect();
@@ -512,7 +533,11 @@ mod tests {
         let scores: Vec<f32> = recs.iter().map(|r| r.1 as f32).collect();
         let want = [0.40935051441192627, 0.2945001423358917, 0.25181451439857483];
         assert_close(&scores, &want, 1e-3);
-        assert!((model.loss() - 0.1666395801566215).abs() < 1e-4, "{}", model.loss());
+        assert!(
+            (model.loss() - 0.1666395801566215).abs() < 1e-4,
+            "{}",
+            model.loss()
+        );
     }
 
     // Reference: as above with regularization=0.01, alpha=1.0, iterations=3.
@@ -551,9 +576,17 @@ mod tests {
         let recs = model.recommend_index(2, 3, true).unwrap();
         assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), vec![5, 4, 2]);
         let scores: Vec<f32> = recs.iter().map(|r| r.1 as f32).collect();
-        let want = [0.08775797486305237, 0.029711320996284485, -0.021328935399651527];
+        let want = [
+            0.08775797486305237,
+            0.029711320996284485,
+            -0.021328935399651527,
+        ];
         assert_close(&scores, &want, 2e-3);
-        assert!((model.loss() - 0.09187187513342289).abs() < 1e-4, "{}", model.loss());
+        assert!(
+            (model.loss() - 0.09187187513342289).abs() < 1e-4,
+            "{}",
+            model.loss()
+        );
     }
 
     #[test]
@@ -595,7 +628,10 @@ mod tests {
             let cosine = als_solve::dot(&folded, trained) / (norm(&folded[..]) * norm(trained));
             assert!(cosine > 0.999, "user {u}: {folded:?} vs {trained:?}");
             let diff: Vec<f32> = folded.iter().zip(trained).map(|(a, b)| a - b).collect();
-            assert!(norm(&diff[..]) < 0.1 * norm(trained), "user {u}: {folded:?} vs {trained:?}");
+            assert!(
+                norm(&diff[..]) < 0.1 * norm(trained),
+                "user {u}: {folded:?} vs {trained:?}"
+            );
             let new = model.recommend_new_user_index(&liked, 1, true).unwrap();
             let known = model.recommend_index(u as u32, 1, true).unwrap();
             assert_eq!(new[0].0, known[0].0);
@@ -625,7 +661,14 @@ mod tests {
         };
         let one = AlsModel::fit(&x, &params).unwrap();
         let again = AlsModel::fit(&x, &params).unwrap();
-        let three = AlsModel::fit(&x, &AlsParams { num_threads: 3, ..params }).unwrap();
+        let three = AlsModel::fit(
+            &x,
+            &AlsParams {
+                num_threads: 3,
+                ..params
+            },
+        )
+        .unwrap();
         let other = AlsModel::fit(&x, &AlsParams { seed: 8, ..params }).unwrap();
         assert_eq!(one.user_factors(), again.user_factors());
         assert_eq!(one.user_factors(), three.user_factors());
@@ -656,24 +699,52 @@ mod tests {
     fn bad_settings_and_requests_are_errors() {
         let x = small();
         let with = |p: AlsParams| AlsModel::fit(&x, &p).err();
-        let base = AlsParams { factors: 2, iterations: 1, ..AlsParams::default() };
-        assert_eq!(with(AlsParams { factors: 0, ..base }), Some(RecommendError::ZeroFactors));
+        let base = AlsParams {
+            factors: 2,
+            iterations: 1,
+            ..AlsParams::default()
+        };
+        assert_eq!(
+            with(AlsParams { factors: 0, ..base }),
+            Some(RecommendError::ZeroFactors)
+        );
         for p in [
-            AlsParams { regularization: -0.1, ..base },
-            AlsParams { regularization: f64::NAN, ..base },
+            AlsParams {
+                regularization: -0.1,
+                ..base
+            },
+            AlsParams {
+                regularization: f64::NAN,
+                ..base
+            },
             AlsParams { alpha: 0.0, ..base },
-            AlsParams { alpha: f64::INFINITY, ..base },
-            AlsParams { iterations: 0, ..base },
-            AlsParams { cg_steps: 0, ..base },
+            AlsParams {
+                alpha: f64::INFINITY,
+                ..base
+            },
+            AlsParams {
+                iterations: 0,
+                ..base
+            },
+            AlsParams {
+                cg_steps: 0,
+                ..base
+            },
         ] {
-            assert!(matches!(with(p), Some(RecommendError::InvalidParameter { .. })), "{p:?}");
+            assert!(
+                matches!(with(p), Some(RecommendError::InvalidParameter { .. })),
+                "{p:?}"
+            );
         }
         let model = AlsModel::fit(&x, &base).unwrap();
         assert_eq!(
             model.recommend(&Id::Int(42), 3, true),
             Err(RecommendError::UnknownUser("42".into()))
         );
-        assert_eq!(model.recommend(&Id::Int(0), 0, true), Err(RecommendError::ZeroN));
+        assert_eq!(
+            model.recommend(&Id::Int(0), 0, true),
+            Err(RecommendError::ZeroN)
+        );
         assert_eq!(
             model.recommend_new_user_index(&[(6, 1.0)], 3, true),
             Err(RecommendError::ItemIndexOutOfRange { index: 6, count: 6 })

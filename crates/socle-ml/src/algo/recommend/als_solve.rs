@@ -377,10 +377,16 @@ mod tests {
         for len in 0..21 {
             let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..len).map(|i| (i as f32 * 1.3).cos()).collect();
-            let naive: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
+            let naive: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                .sum();
             assert!((f64::from(dot(&a, &b)) - naive).abs() < 1e-5, "len {len}");
         }
-        let y: Vec<f32> = (0..7 * 3).map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0).collect();
+        let y: Vec<f32> = (0..7 * 3)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+            .collect();
         let mut naive = vec![0.0f64; 9];
         for r in y.chunks_exact(3) {
             for (j, &a) in r.iter().enumerate() {
@@ -396,7 +402,9 @@ mod tests {
 
     #[test]
     fn the_dispatched_kernels_agree_bit_for_bit_with_the_portable_ones() {
-        let y: Vec<f32> = (0..37 * 13).map(|i| ((i * 7 % 23) as f32 - 11.0) / 7.0).collect();
+        let y: Vec<f32> = (0..37 * 13)
+            .map(|i| ((i * 7 % 23) as f32 - 11.0) / 7.0)
+            .collect();
         assert_eq!(gram(&y, 13), gram_portable(&y, 13));
         let x: Vec<f32> = (0..13).map(|i| (i as f32 * 0.3).sin()).collect();
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
@@ -461,7 +469,13 @@ mod tests {
         let a: Vec<f32> = g
             .iter()
             .enumerate()
-            .map(|(k, &v)| if k % (f + 1) == 0 { (v + reg) as f32 } else { v as f32 })
+            .map(|(k, &v)| {
+                if k % (f + 1) == 0 {
+                    (v + reg) as f32
+                } else {
+                    v as f32
+                }
+            })
             .collect();
         let mut x = vec![0.01f32, 0.02];
         let mut work = Work {

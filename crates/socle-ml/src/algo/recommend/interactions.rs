@@ -167,10 +167,17 @@ impl Csr {
     ) -> Result<Self, RecommendError> {
         let bad = |what: String| Err(RecommendError::CorruptModel(what));
         if indptr.len() != rows + 1 {
-            return bad(format!("indptr has {} offsets for {rows} rows", indptr.len()));
+            return bad(format!(
+                "indptr has {} offsets for {rows} rows",
+                indptr.len()
+            ));
         }
         if indices.len() != data.len() {
-            return bad(format!("{} indices but {} values", indices.len(), data.len()));
+            return bad(format!(
+                "{} indices but {} values",
+                indices.len(),
+                data.len()
+            ));
         }
         if indptr.first() != Some(&0) || indptr.last() != Some(&indices.len()) {
             return bad(format!("indptr does not run from 0 to {}", indices.len()));
@@ -588,8 +595,8 @@ mod tests {
 
     #[test]
     fn id_maps_and_interactions_round_trip_through_json() {
-        let x = Interactions::from_triples(vec![(1, "a", 1.0), (2, "b", 2.5), (2, "a", 1.0)])
-            .unwrap();
+        let x =
+            Interactions::from_triples(vec![(1, "a", 1.0), (2, "b", 2.5), (2, "a", 1.0)]).unwrap();
         let json = serde_json::to_string(x.users()).unwrap();
         assert_eq!(json, "[1,2]");
         assert_eq!(serde_json::from_str::<IdMap>(&json).unwrap(), *x.users());

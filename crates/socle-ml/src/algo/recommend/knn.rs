@@ -233,7 +233,11 @@ impl KnnModel {
         };
         let cost = |i: usize| -> u64 {
             let users = by_item.row(i).0;
-            users.iter().map(|&u| by_user.row_len(u as usize) as u64).sum::<u64>() + 1
+            users
+                .iter()
+                .map(|&u| by_user.row_len(u as usize) as u64)
+                .sum::<u64>()
+                + 1
         };
         let parts = thread_count(params.num_threads).min(n_items / 8).max(1);
         let ranges = balanced_ranges(n_items, parts, cost);
@@ -285,7 +289,10 @@ impl KnnModel {
         check_n(n)?;
         let i = check_item(item, self.items.len())?;
         let (cols, sims) = self.similarity.row(i);
-        Ok(top_n(cols.iter().copied().zip(sims.iter().copied()).collect(), n))
+        Ok(top_n(
+            cols.iter().copied().zip(sims.iter().copied()).collect(),
+            n,
+        ))
     }
 
     /// The `n` nearest neighbours of `item`, by id.
@@ -458,14 +465,22 @@ mod tests {
         assert_eq!(model.similarity().nnz(), 26);
         let expected: [&[(u32, f64)]; 5] = [
             &[(3, 1.6948249659813874), (5, 0.18257418583505539)],
-            &[(0, 1.3923724521409202), (4, 0.9045340337332909), (5, 0.8090398349558905)],
+            &[
+                (0, 1.3923724521409202),
+                (4, 0.9045340337332909),
+                (5, 0.8090398349558905),
+            ],
             &[
                 (2, 1.216952418256457),
                 (1, 1.1348166608181667),
                 (5, 0.6348283166554076),
                 (4, 0.30151134457776363),
             ],
-            &[(2, 0.6396021490668312), (0, 0.6113313536287763), (1, 0.40451991747794525)],
+            &[
+                (2, 0.6396021490668312),
+                (0, 0.6113313536287763),
+                (1, 0.40451991747794525),
+            ],
             &[
                 (4, 0.8944271909999159),
                 (3, 0.5158629269439623),
@@ -517,9 +532,18 @@ mod tests {
     // 1 and 3: with K = 2 it keeps 3, with K = 3 it keeps 1 and 3 (not 2, at 1/3).
     #[test]
     fn ties_at_the_kth_place_keep_what_implicit_keeps() {
-        let pairs = [(0, 0), (0, 1), (1, 0), (1, 2), (2, 0), (2, 3), (3, 1), (3, 2), (3, 3)];
-        let mut triples: Vec<(i32, i32, f64)> =
-            pairs.iter().map(|&(u, i)| (u, i, 1.0)).collect();
+        let pairs = [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (1, 2),
+            (2, 0),
+            (2, 3),
+            (3, 1),
+            (3, 2),
+            (3, 3),
+        ];
+        let mut triples: Vec<(i32, i32, f64)> = pairs.iter().map(|&(u, i)| (u, i, 1.0)).collect();
         triples.extend([(4, 4, 1.0), (4, 2, 1.0)]);
         let x = Interactions::from_triples(triples).unwrap();
         let k2 = fit(&x, 2);
@@ -530,7 +554,11 @@ mod tests {
         assert_eq!(k3.similarity().row(0).0, &[0, 1, 3]);
         assert_scored(
             &k3.recommend_index(1, 5, true).unwrap(),
-            &[(3, 0.816496580927726), (4, 0.5773502691896258), (1, 0.408248290463863)],
+            &[
+                (3, 0.816496580927726),
+                (4, 0.5773502691896258),
+                (1, 0.408248290463863),
+            ],
         );
     }
 
@@ -561,7 +589,10 @@ mod tests {
         assert_eq!(new[0].item, Id::Int(2));
         // Unknown items are ignored; none known is an error; bad weights too.
         let with_unknown = [(Id::Int(3), 1.0), (Id::Int(0), 2.0), (Id::from("x"), 5.0)];
-        assert_eq!(model.recommend_new_user(&with_unknown, 10, true).unwrap(), known);
+        assert_eq!(
+            model.recommend_new_user(&with_unknown, 10, true).unwrap(),
+            known
+        );
         assert_eq!(
             model.recommend_new_user(&[(Id::from("x"), 1.0), (Id::Int(0), 0.0)], 3, true),
             Err(RecommendError::NoKnownItems { given: 2 })
@@ -576,7 +607,13 @@ mod tests {
     fn errors_and_unknown_users() {
         let x = small();
         assert_eq!(
-            KnnModel::fit(&x, &KnnParams { k: 0, num_threads: 1 }),
+            KnnModel::fit(
+                &x,
+                &KnnParams {
+                    k: 0,
+                    num_threads: 1
+                }
+            ),
             Err(RecommendError::ZeroNeighbours)
         );
         let model = fit(&x, 20);
@@ -584,7 +621,10 @@ mod tests {
             model.recommend(&Id::Int(99), 3, true),
             Err(RecommendError::UnknownUser("99".into()))
         );
-        assert_eq!(model.recommend(&Id::Int(1), 0, true), Err(RecommendError::ZeroN));
+        assert_eq!(
+            model.recommend(&Id::Int(1), 0, true),
+            Err(RecommendError::ZeroN)
+        );
         assert_eq!(
             model.recommend_index(5, 3, true),
             Err(RecommendError::UserIndexOutOfRange { index: 5, count: 5 })
@@ -601,14 +641,38 @@ mod tests {
             }
         }
         let x = Interactions::from_triples(triples).unwrap();
-        let one = KnnModel::fit(&x, &KnnParams { k: 5, num_threads: 1 }).unwrap();
-        let three = KnnModel::fit(&x, &KnnParams { k: 5, num_threads: 3 }).unwrap();
-        assert_eq!(one, three);
-        assert!(one.similarity().indptr().windows(2).all(|w| w[1] - w[0] <= 5));
+        let one = KnnModel::fit(
+            &x,
+            &KnnParams {
+                k: 5,
+                num_threads: 1,
+            },
+        )
+        .unwrap();
+        let three = KnnModel::fit(
+            &x,
+            &KnnParams {
+                k: 5,
+                num_threads: 3,
+            },
+        )
+        .unwrap();
+        // The same model, whatever the thread count (which it records).
+        assert_eq!(one.similarity(), three.similarity());
+        assert_eq!(one.user_items, three.user_items);
+        assert!(
+            one.similarity()
+                .indptr()
+                .windows(2)
+                .all(|w| w[1] - w[0] <= 5)
+        );
         let json = serde_json::to_string(&one).unwrap();
         let back: KnnModel = serde_json::from_str(&json).unwrap();
         for u in 0..40 {
-            let (a, b) = (one.recommend_index(u, 5, true), back.recommend_index(u, 5, true));
+            let (a, b) = (
+                one.recommend_index(u, 5, true),
+                back.recommend_index(u, 5, true),
+            );
             assert_scored(&a.unwrap(), &b.unwrap());
         }
         let wrong = json.replacen("\"format\":1", "\"format\":2", 1);

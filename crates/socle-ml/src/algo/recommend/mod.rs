@@ -38,7 +38,9 @@ use serde::{Deserialize, Serialize};
 pub use als::{AlsModel, AlsParams};
 pub use interactions::{Csr, Id, IdMap, Interactions};
 pub use knn::{KnnModel, KnnParams};
-pub use ranking::{PopularityModel, RankingMetrics, evaluate, ranking_metrics_at_k, relevant_items};
+pub use ranking::{
+    PopularityModel, RankingMetrics, evaluate, ranking_metrics_at_k, relevant_items,
+};
 
 /// The version of the JSON layout of fitted recommenders. A stored model of another version is
 /// refused with [`RecommendError::UnsupportedFormat`].
@@ -411,7 +413,10 @@ mod tests {
         let sums = map_ranges(&ranges, |r| r.sum::<usize>());
         assert_eq!(sums, vec![3, 3, 39]);
         let single = 0..2;
-        assert_eq!(map_ranges(std::slice::from_ref(&single), |r| r.len()), vec![2]);
+        assert_eq!(
+            map_ranges(std::slice::from_ref(&single), |r| r.len()),
+            vec![2]
+        );
     }
 
     #[test]

@@ -348,9 +348,13 @@ mod tests {
         let unfiltered = model.recommend(&Id::Int(1), 2, false).unwrap();
         assert_eq!(ids(unfiltered), vec![Id::from("c"), Id::from("a")]);
         // A new user: liked items left out; nothing known is the cold start.
-        let new = model.recommend_new_user(&[(Id::from("c"), 1.0)], 1, true).unwrap();
+        let new = model
+            .recommend_new_user(&[(Id::from("c"), 1.0)], 1, true)
+            .unwrap();
         assert_eq!(ids(new), vec![Id::from("a")]);
-        let cold = model.recommend_new_user(&[(Id::from("zz"), 1.0)], 1, true).unwrap();
+        let cold = model
+            .recommend_new_user(&[(Id::from("zz"), 1.0)], 1, true)
+            .unwrap();
         assert_eq!(ids(cold), vec![Id::from("c")]);
         assert_eq!(
             model.recommend(&Id::Int(9), 1, true),
