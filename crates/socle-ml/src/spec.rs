@@ -186,8 +186,10 @@ pub fn load_file(file: &Path) -> Result<ModelSpec, Vec<ConfigError>> {
 /// Parses and validates the text of a spec (`file` names it in errors; its stem is the
 /// model's name).
 pub fn from_yaml(text: &str, file: &Path) -> Result<ModelSpec, Vec<ConfigError>> {
-    let raw: RawSpec =
-        serde_saphyr::from_str(text).map_err(|e| vec![ConfigError::from_yaml(file, &e)])?;
+    // YAML 1.2 booleans only: a column named `y` or `on` stays a name, not `true`.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let raw: RawSpec = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|e| vec![ConfigError::from_yaml(file, &e)])?;
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -14,6 +14,7 @@ mod extract_scrape;
 mod extract_sql;
 mod inputs;
 mod ml;
+mod ml_kinds;
 mod pipelines;
 mod project;
 mod scheduler;

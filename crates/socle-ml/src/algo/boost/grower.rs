@@ -21,7 +21,7 @@
 //! sklearn's `qsort` leaves their order to the C library.
 
 use super::binning::{BinMapper, Bitset, clear_bit, in_bitset, set_bit};
-use super::histogram::{self, EMPTY, FeatureHist, NodeSamples};
+use super::histogram::{self, EMPTY, FeatureHist, NodeSamples, par_for_each};
 use super::loss::numpy_sum;
 use super::predict::{Node, Tree};
 
@@ -29,6 +29,10 @@ use super::predict::{Node, Tree};
 const MIN_HESSIAN_TO_SPLIT: f64 = 1e-3;
 /// sklearn's `MIN_CAT_SUPPORT` (LightGBM's `cat_smooth`).
 const MIN_CAT_SUPPORT: f64 = 10.0;
+/// Work (in histogram additions) worth about one feature's split search.
+const SCAN_WORK: usize = 2_000;
+/// Below this much work, a split's histograms and searches stay on the calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 17;
 
 /// The growth limits and regularisation of every tree.
 #[derive(Debug, Clone, Copy)]
@@ -49,13 +53,12 @@ pub(crate) struct TrainData<'a> {
     pub mapper: &'a BinMapper,
     /// Whether the feature has missing values in the training rows.
     pub has_missing: &'a [bool],
+    /// The features in the order in which they win ties: categorical ones first, as in
+    /// sklearn, whose preprocessing puts them first.
+    pub tie_order: &'a [usize],
 }
 
 impl TrainData<'_> {
-    fn n_features(&self) -> usize {
-        self.has_missing.len()
-    }
-
     fn column(&self, f: usize) -> &[u8] {
         &self.binned[f * self.n_rows..(f + 1) * self.n_rows]
     }
@@ -200,7 +203,7 @@ struct Grower<'a, 'd> {
     n_finalized: usize,
 }
 
-impl Grower<'_, '_> {
+impl<'a, 'd> Grower<'a, 'd> {
     fn init_root(&mut self) {
         let n = self.data.n_rows;
         self.ws.partition.clear();
@@ -236,7 +239,15 @@ impl Grower<'_, '_> {
             self.finalize(0);
             return;
         }
-        self.find_split_and_push(0);
+        let stats = NodeStats::of(&self.nodes[0]);
+        let splitter = self.splitter();
+        let order = self.data.tie_order;
+        let split = self.nodes[0]
+            .hist
+            .as_deref()
+            .and_then(|hist| best_of(order.iter().map(|&f| splitter.scan(f, &hist[f], stats))));
+        self.nodes[0].split = split;
+        self.push_or_finalize(0);
     }
 
     fn split_next(&mut self, i: usize) {
@@ -301,16 +312,15 @@ impl Grower<'_, '_> {
             return;
         }
         let (small, large) = if n_left < n_right { (li, ri) } else { (ri, li) };
-        let small_hist = self.brute_hist(small);
-        let mut parent_hist = self.nodes[i].hist.take().unwrap_or_else(|| self.ws.take_hist());
-        histogram::subtract(&mut parent_hist, &small_hist);
-        self.nodes[small].hist = Some(small_hist);
-        self.nodes[large].hist = Some(parent_hist);
-        if split_left {
-            self.find_split_and_push(li);
+        let scan = |c: usize| if c == li { split_left } else { split_right };
+        let (small_split, large_split) = self.children_histograms(i, small, large, scan);
+        for (c, found) in [(small, small_split), (large, large_split)] {
+            self.nodes[c].split = found;
         }
-        if split_right {
-            self.find_split_and_push(ri);
+        for c in [li, ri] {
+            if !self.nodes[c].is_leaf {
+                self.push_or_finalize(c);
+            }
         }
         for c in [li, ri] {
             if self.nodes[c].is_leaf {
@@ -319,10 +329,25 @@ impl Grower<'_, '_> {
         }
     }
 
-    /// The histogram of node `i` built from its samples.
-    fn brute_hist(&mut self, i: usize) -> Vec<FeatureHist> {
-        let mut hist = self.ws.take_hist();
-        let (start, stop) = (self.nodes[i].start, self.nodes[i].stop);
+    /// Builds the smaller child's histograms, turns the parent's into the larger child's,
+    /// and finds the best split of each child that `scan` asks for: feature by feature,
+    /// the features shared out between threads when the node is large enough.
+    fn children_histograms(
+        &mut self,
+        parent: usize,
+        small: usize,
+        large: usize,
+        scan: impl Fn(usize) -> bool,
+    ) -> (Option<SplitInfo>, Option<SplitInfo>) {
+        let mut small_hist = self.ws.take_hist();
+        let mut large_hist = match self.nodes[parent].hist.take() {
+            Some(h) => h,
+            None => self.ws.take_hist(),
+        };
+        let stats = |c: usize| scan(c).then(|| NodeStats::of(&self.nodes[c]));
+        let (small_stats, large_stats) = (stats(small), stats(large));
+        let (start, stop) = (self.nodes[small].start, self.nodes[small].stop);
+        let splitter = self.splitter();
         let ws = &mut *self.ws;
         let rows = &ws.partition[start..stop];
         let n = rows.len();
@@ -343,14 +368,28 @@ impl Grower<'_, '_> {
             g: &ws.ordered_g[..n],
             h,
         };
-        histogram::build(
-            &mut hist,
-            self.data.binned,
-            self.data.n_rows,
-            samples,
-            self.params.n_threads,
-        );
-        hist
+        let n_features = small_hist.len();
+        let scans = usize::from(small_stats.is_some()) + usize::from(large_stats.is_some());
+        let work = n * n_features + SCAN_WORK * n_features * scans;
+        let threads = if work >= PARALLEL_MIN_WORK { self.params.n_threads } else { 1 };
+        let data = self.data;
+        let mut tasks: Vec<(&mut FeatureHist, &mut FeatureHist, [Option<SplitInfo>; 2])> =
+            small_hist
+                .iter_mut()
+                .zip(large_hist.iter_mut())
+                .map(|(s, l)| (s, l, [None, None]))
+                .collect();
+        par_for_each(&mut tasks, threads, |f, (s, l, found)| {
+            histogram::build_feature(s, data.column(f), samples);
+            histogram::subtract_feature(l, s);
+            found[0] = small_stats.map(|st| splitter.scan(f, s, st));
+            found[1] = large_stats.map(|st| splitter.scan(f, l, st));
+        });
+        let best = |k: usize| best_of(data.tie_order.iter().filter_map(|&f| tasks[f].2[k]));
+        let found = (best(0), best(1));
+        self.nodes[small].hist = Some(small_hist);
+        self.nodes[large].hist = Some(large_hist);
+        found
     }
 
     /// Reorders `partition[start..stop]` so that the samples going left come first, both
@@ -385,26 +424,19 @@ impl Grower<'_, '_> {
         n_left
     }
 
-    fn find_split_and_push(&mut self, i: usize) {
-        let node = &self.nodes[i];
-        let Some(hist) = node.hist.as_deref() else {
-            return;
-        };
-        let splitter = Splitter {
+    fn splitter(&self) -> Splitter<'a, 'd> {
+        Splitter {
             data: self.data,
             min_samples_leaf: u32::try_from(self.params.min_samples_leaf).unwrap_or(u32::MAX),
             l2: self.params.l2,
             constant_hessian: self.grads.h.is_none(),
-        };
-        let split = splitter.find(
-            node.n_samples() as u32,
-            hist,
-            node.sum_g,
-            node.sum_h,
-            node.value,
-        );
-        self.nodes[i].split = Some(split);
-        if split.gain <= 0.0 {
+        }
+    }
+
+    /// sklearn's `_compute_best_split_and_push` once the split is known: a node without a
+    /// split of positive gain becomes a leaf, the others wait in the heap.
+    fn push_or_finalize(&mut self, i: usize) {
+        if self.nodes[i].gain() <= 0.0 {
             self.finalize(i);
         } else {
             self.heap_push(i);
@@ -578,6 +610,32 @@ fn split_gain(gl: f64, hl: f64, gr: f64, hr: f64, loss_node: f64, l2: f64) -> f6
     gain
 }
 
+/// The best of the features' splits, given in tie order: the first wins ties (sklearn's
+/// `_find_best_feature_to_split_helper`).
+fn best_of(infos: impl Iterator<Item = SplitInfo>) -> Option<SplitInfo> {
+    infos.reduce(|best, info| if info.gain > best.gain { info } else { best })
+}
+
+/// What the split search needs to know of a node.
+#[derive(Debug, Clone, Copy)]
+struct NodeStats {
+    n: u32,
+    sum_g: f64,
+    sum_h: f64,
+    value: f64,
+}
+
+impl NodeStats {
+    fn of(node: &GrowNode) -> Self {
+        Self {
+            n: node.n_samples() as u32,
+            sum_g: node.sum_g,
+            sum_h: node.sum_h,
+            value: node.value,
+        }
+    }
+}
+
 /// Finds the best split of a node from its histograms.
 struct Splitter<'a, 'd> {
     data: &'a TrainData<'d>,
@@ -605,28 +663,20 @@ impl Splitter<'_, '_> {
         }
     }
 
-    /// The best split over all features (the first feature wins ties).
-    fn find(&self, n: u32, hist: &[FeatureHist], sum_g: f64, sum_h: f64, value: f64) -> SplitInfo {
-        let mapper = self.data.mapper;
-        let mut best = SplitInfo::none(0, mapper.categories[0].is_some());
-        for (f, fh) in hist.iter().enumerate().take(self.data.n_features()) {
-            let categorical = mapper.categories[f].is_some();
-            let mut info = SplitInfo::none(f, categorical);
-            let has_missing = self.data.has_missing[f];
-            let node = (n, sum_g, sum_h, value);
-            if categorical {
-                self.categorical(fh, f, node, &mut info);
-            } else {
-                self.left_to_right(fh, f, node, &mut info);
-                if has_missing {
-                    self.right_to_left(fh, f, node, &mut info);
-                }
-            }
-            if f == 0 || info.gain > best.gain {
-                best = info;
+    /// The best split of a node on feature `f` (gain −1 when there is none).
+    fn scan(&self, f: usize, hist: &FeatureHist, node: NodeStats) -> SplitInfo {
+        let categorical = self.data.mapper.categories[f].is_some();
+        let mut info = SplitInfo::none(f, categorical);
+        let stats = (node.n, node.sum_g, node.sum_h, node.value);
+        if categorical {
+            self.categorical(hist, f, stats, &mut info);
+        } else {
+            self.left_to_right(hist, f, stats, &mut info);
+            if self.data.has_missing[f] {
+                self.right_to_left(hist, f, stats, &mut info);
             }
         }
-        best
+        info
     }
 
     fn record(&self, info: &mut SplitInfo, best: &Best, sum_g: f64, sum_h: f64) {

@@ -104,7 +104,7 @@ pub(crate) fn build(
 }
 
 /// One feature's histogram (sklearn's `_build_histogram*` family).
-fn build_feature(hist: &mut FeatureHist, column: &[u8], samples: NodeSamples<'_>) {
+pub(crate) fn build_feature(hist: &mut FeatureHist, column: &[u8], samples: NodeSamples<'_>) {
     *hist = EMPTY;
     match (samples.rows, samples.h) {
         (None, None) => {
@@ -140,15 +140,13 @@ fn build_feature(hist: &mut FeatureHist, column: &[u8], samples: NodeSamples<'_>
     }
 }
 
-/// `parent −= sibling`, feature by feature and bin by bin: the parent's histogram becomes the
-/// other child's (sklearn's `_subtract_histograms`).
-pub(crate) fn subtract(parent: &mut [FeatureHist], sibling: &[FeatureHist]) {
-    for (p, s) in parent.iter_mut().zip(sibling) {
-        for (a, b) in p.iter_mut().zip(s.iter()) {
-            a.sum_g -= b.sum_g;
-            a.sum_h -= b.sum_h;
-            a.count -= b.count;
-        }
+/// `parent −= sibling`, bin by bin: the parent's histogram of a feature becomes the other
+/// child's (sklearn's `_subtract_histograms`).
+pub(crate) fn subtract_feature(parent: &mut FeatureHist, sibling: &FeatureHist) {
+    for (a, b) in parent.iter_mut().zip(sibling.iter()) {
+        a.sum_g -= b.sum_g;
+        a.sum_h -= b.sum_h;
+        a.count -= b.count;
     }
 }
 
@@ -199,7 +197,9 @@ mod tests {
             h: None,
         };
         build(&mut root_no_h, &binned, 4, root, 1);
-        subtract(&mut root_no_h, &child);
+        for (p, c) in root_no_h.iter_mut().zip(&child) {
+            subtract_feature(p, c);
+        }
         let rows = [0u32, 2];
         let ordered = [1.0f32, 3.0];
         let mut sibling = vec![EMPTY; 2];

@@ -389,11 +389,16 @@ fn fit(
         shrinkage: opts.learning_rate,
         n_threads,
     };
+    let tie_order: Vec<usize> = (0..x.cols)
+        .filter(|&f| categorical[f])
+        .chain((0..x.cols).filter(|&f| !categorical[f]))
+        .collect();
     let data = TrainData {
         binned: &binned,
         n_rows: n,
         mapper: &mapper,
         has_missing: &has_missing,
+        tie_order: &tie_order,
     };
     let mut ws = Workspace::new(n, x.cols);
     let mut trees = Vec::with_capacity(opts.max_iter.min(10_000) * k);
