@@ -195,7 +195,7 @@ fn an_additive_model_is_learned() {
     let pred = m.predict(&x.select_rows(&test)).unwrap();
     let err = rmse(&pred, &pick(&test));
     // The target's standard deviation is about 1.4 and its noise 0.1.
-    assert!(err < 0.2, "test RMSE {err}");
+    assert!(err < 0.16, "test RMSE {err}");
     let imp = m.feature_importances();
     assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     assert!(imp[3] < 0.02 && imp[0] > imp[2], "{imp:?}");
@@ -339,12 +339,12 @@ fn binary_classification_of_a_planted_problem() {
     }
     let acc = accuracy(&m, &xt, &yt);
     // The best possible is about 97.5% (5% of labels drawn at random).
-    assert!(acc > 0.93, "accuracy {acc}");
+    assert!(acc > 0.94, "accuracy {acc}");
     let log_loss: f64 = (0..p.rows)
         .map(|i| -p.get(i, yt[i] as usize).max(1e-15).ln())
         .sum::<f64>()
         / p.rows as f64;
-    assert!(log_loss < 0.25, "log loss {log_loss}");
+    assert!(log_loss < 0.23, "log loss {log_loss}");
 }
 
 #[test]
@@ -359,7 +359,7 @@ fn three_class_classification_of_a_planted_problem() {
         assert!((p.row(i).iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
     let acc = accuracy(&m, &xt, &yt);
-    assert!(acc > 0.9, "accuracy {acc}");
+    assert!(acc > 0.93, "accuracy {acc}");
     // Predicted classes are the most probable ones.
     let classes = m.predict(&xt).unwrap();
     for (i, &c) in classes.iter().enumerate().take(50) {
@@ -428,7 +428,7 @@ fn early_stopping_stops_on_noise() {
     let x = Matrix::from_vecs(&rows).unwrap();
     // Auto: more than 10,000 rows, so on.
     let m = fit_regressor(&x, &y, &[false, false], &Options::default()).unwrap();
-    assert!(m.n_iter() < 40, "{} iterations on pure noise", m.n_iter());
+    assert!(m.n_iter() < 30, "{} iterations on pure noise", m.n_iter());
     assert_eq!(m.validation_scores.len(), m.n_iter() + 1);
     // Off: every iteration.
     let opts = Options {
@@ -568,9 +568,18 @@ fn the_model_round_trips_through_json() {
     let m = fit_regressor(&x, &y, &[false, false, true], &opts).unwrap();
     let json = serde_json::to_string(&m).unwrap();
     let back: Booster = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, m);
+    // serde_json reads floats back exactly only with its `float_roundtrip` feature: without
+    // it a value may come back one unit in the last place away, so compare to 1e-12.
+    assert_eq!(serde_json::to_string(&back.trees.len()).unwrap(), "5");
+    assert_eq!((back.objective, back.n_features), (m.objective, m.n_features));
+    assert_eq!(back.mapper.categories, m.mapper.categories);
+    for (a, b) in back.trees.iter().zip(&m.trees) {
+        assert_eq!(a.category_sets, b.category_sets);
+        let shape = |t: &Tree| t.nodes.iter().map(|n| (n.left, n.right, n.feature, n.bin)).collect::<Vec<_>>();
+        assert_eq!(shape(a), shape(b));
+    }
     let rows = small_new_rows();
-    assert_eq!(back.predict(&rows).unwrap(), m.predict(&rows).unwrap());
+    assert_close(&back.predict(&rows).unwrap(), &m.predict(&rows).unwrap(), 1e-12);
     assert_eq!(back.format_version, FORMAT_VERSION);
 
     // Options: sklearn's defaults for missing fields, unknown fields refused.
