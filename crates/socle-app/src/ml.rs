@@ -47,6 +47,23 @@ impl Models {
         socle_ml::run::train(spec, &env).await
     }
 
+    /// Validates `spec` as a training would, keeping no version and writing no table.
+    pub async fn evaluate(
+        &self,
+        spec: &ModelSpec,
+        progress: &Progress,
+    ) -> Result<socle_ml::run::EvaluateReport, MlError> {
+        let relations = self.relations(spec, None).await;
+        let relation_of = |m: &str| {
+            relations
+                .iter()
+                .find(|(n, _)| n == m)
+                .map(|(_, r)| r.clone())
+        };
+        let env = self.env("", &relation_of, progress);
+        socle_ml::run::evaluate(spec, &env).await
+    }
+
     /// Applies version `version` (or the newest) of `spec` to `input` (default: the spec's).
     pub async fn predict(
         &self,

@@ -252,6 +252,51 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
     }
 }
 
+/// What an evaluation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluateReport {
+    pub model: String,
+    pub kind: String,
+    pub rows: usize,
+    /// The validation used (the spec's, or a holdout of the last 20% of rows).
+    pub validation: crate::validation::Validation,
+    pub metrics: BTreeMap<String, f64>,
+    pub notes: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// Validates `spec` on its input as a training would, keeping nothing: no version, no
+/// table. Without a `validation:` section, the last 20% of rows are held out.
+pub async fn evaluate(spec: &ModelSpec, env: &Env<'_>) -> Result<EvaluateReport, MlError> {
+    let started = Instant::now();
+    let sql = input_sql(&spec.name, &spec.input, env)?;
+    (env.progress)(0, 2, "reading the input");
+    let frame = read(&spec.name, env.warehouse, &sql).await?;
+    let mut spec = spec.clone();
+    let validation = spec
+        .validation
+        .get_or_insert_with(|| crate::validation::Validation {
+            method: crate::validation::Method::Holdout {
+                test_fraction: 0.2,
+                shuffle: false,
+            },
+            metric: None,
+            grid: BTreeMap::new(),
+        })
+        .clone();
+    let rows = frame.rows();
+    let trained = fit(&spec, frame, env).await?;
+    Ok(EvaluateReport {
+        model: spec.name.clone(),
+        kind: spec.kind.name().to_string(),
+        rows,
+        validation,
+        metrics: trained.metrics,
+        notes: trained.notes,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
 async fn fit(
     spec: &ModelSpec,
     frame: Frame,

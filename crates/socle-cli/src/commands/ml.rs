@@ -17,6 +17,7 @@ use crate::context;
 Examples:
   socle ml models
   socle ml train revenue_forecast
+  socle ml evaluate revenue_forecast       # validation only: no version, no table
   socle ml predict views_model --input marts.new_posts --output ml.views_today
   socle ml predict views_model --version 3
   socle ml versions views_model --format json"
@@ -41,6 +42,9 @@ pub enum Action {
     Models,
     /// Fit a model on its input: a new version, its metrics and its output tables
     Train { name: String },
+    /// Validate a model on its input as training would (the spec's `validation:`, or the
+    /// last 20% of rows held out), keeping no version and writing no table
+    Evaluate { name: String },
     /// Apply a model's newest version (or --version) and write its predictions
     #[command(disable_version_flag = true)]
     Predict {
@@ -99,6 +103,29 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
                         out.table,
                         out.version.unwrap_or_default()
                     );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Evaluate { name } => {
+            let spec = models.spec(&name)?;
+            let report = models.evaluate(&spec, &progress(json)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "Evaluated {} ({}) on {} rows in {} ({}); nothing was kept.",
+                    report.model,
+                    report.kind,
+                    report.rows,
+                    seconds(report.duration_ms),
+                    serde_json::to_string(&report.validation).unwrap_or_default()
+                );
+                for (metric, value) in &report.metrics {
+                    println!("  {metric:<24} {value:.6}");
+                }
+                for note in &report.notes {
+                    println!("  note: {note}");
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -36,7 +36,18 @@ params: { horizon: 14, shocks: [{ name: promo, start: 2024-02-01, end: 2024-02-0
 validation: { method: holdout, test_fraction: 0.2 }
 ",
     );
+    // Evaluating measures the same way and keeps nothing.
+    let evaluated = json(&dir, &["ml", "evaluate", "sales", "--format", "json"]);
+    assert!(
+        evaluated["metrics"]["mape"].as_f64().unwrap() < 0.03,
+        "{evaluated}"
+    );
+    assert_eq!(
+        json(&dir, &["ml", "versions", "sales", "--format", "json"]),
+        serde_json::json!([])
+    );
     let report = json(&dir, &["ml", "train", "sales", "--format", "json"]);
+    assert_eq!(report["metrics"]["mape"], evaluated["metrics"]["mape"]);
     let m = &report["metrics"];
     assert!(m["mape"].as_f64().unwrap() < 0.03, "{report}");
     let coverage = m["coverage"].as_f64().unwrap();

@@ -7,10 +7,13 @@
 //! its parent's histogram minus its sibling's ("subtraction"); the grower builds the smaller
 //! one and subtracts for the other.
 //!
-//! Threads: the features are shared out in contiguous blocks, one thread per block
-//! ([`par_for_each`]), and each feature's histogram is computed by one thread in sample order,
-//! so results do not depend on the number of threads. Small nodes are built on the calling
-//! thread: starting threads would cost more than it saves.
+//! Threads: the features are shared out between threads ([`par_for_each`]), each feature's
+//! histogram computed by one thread in sample order, so results do not depend on the number
+//! of threads. Small nodes are built on the calling thread: starting threads would cost
+//! more than it saves.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// One bin of a feature's histogram.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,8 +36,10 @@ pub(crate) const EMPTY: FeatureHist = [HistBin {
 /// Below this many (sample, feature) pairs a histogram is built on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 17;
 
-/// Runs `f(i, &mut items[i])` for every item, the items shared out in contiguous blocks over
-/// at most `n_threads` threads (the calling thread takes the first block).
+/// Runs `f(i, &mut items[i])` for every item, on the calling thread and up to
+/// `n_threads − 1` more. Items are claimed one at a time by whichever thread is free, so a
+/// thread that starts late (on a busy machine) does not hold the others up; each item is
+/// processed whole by one thread, so results do not depend on which thread took it.
 pub(crate) fn par_for_each<T, F>(items: &mut [T], n_threads: usize, f: F)
 where
     T: Send,
@@ -47,23 +52,23 @@ where
         }
         return;
     }
-    let per = items.len().div_ceil(threads);
-    let f = &f;
+    let slots: Vec<Mutex<&mut T>> = items.iter_mut().map(Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else {
+                break;
+            };
+            let mut item = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            f(i, &mut item);
+        }
+    };
     std::thread::scope(|s| {
-        let mut blocks = items.chunks_mut(per).enumerate();
-        let first = blocks.next();
-        for (b, block) in blocks {
-            s.spawn(move || {
-                for (j, item) in block.iter_mut().enumerate() {
-                    f(b * per + j, item);
-                }
-            });
+        for _ in 1..threads {
+            s.spawn(work);
         }
-        if let Some((_, block)) = first {
-            for (j, item) in block.iter_mut().enumerate() {
-                f(j, item);
-            }
-        }
+        work();
     });
 }
 
