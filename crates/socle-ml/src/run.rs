@@ -140,6 +140,34 @@ fn collect_scans(plan: &LogicalPlan, names: &mut std::collections::BTreeSet<Stri
     });
 }
 
+/// The columns `spec`'s kind uses that its input (`sql`) does not have, each with a
+/// "did you mean" when one is close: found by planning the input, without reading it.
+pub async fn missing_columns(
+    spec: &ModelSpec,
+    wh: &Warehouse,
+    sql: &str,
+) -> Result<Vec<String>, MlError> {
+    let plan = wh.logical_plan(sql).await?;
+    let have: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    Ok(spec
+        .kind
+        .input_columns()
+        .into_iter()
+        .filter(|c| !have.contains(c))
+        .map(
+            |c| match socle_core::diag::did_you_mean(&c, have.iter().map(String::as_str)) {
+                Some(best) => format!("no column `{c}` (did you mean `{best}`?)"),
+                None => format!("no column `{c}` (the input's columns: {})", have.join(", ")),
+            },
+        )
+        .collect())
+}
+
 /// Reads the rows of `sql` as a frame.
 pub async fn read(model: &str, wh: &Warehouse, sql: &str) -> Result<Frame, MlError> {
     let batches = wh.query(sql).await?;

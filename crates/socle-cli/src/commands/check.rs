@@ -123,6 +123,30 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         Err(e) => push("sources", Err(e.to_string())),
     }
 
+    let models = match socle_ml::spec::load_all(&project.root) {
+        Ok(specs) => {
+            if !specs.is_empty() {
+                push(
+                    "models",
+                    Ok(format!(
+                        "{} valid: {}",
+                        specs.len(),
+                        specs
+                            .iter()
+                            .map(|s| format!("{} ({})", s.name, s.kind.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
+            }
+            specs
+        }
+        Err(errors) => {
+            push("models", Err(located(&project, errors)));
+            Vec::new()
+        }
+    };
+
     let secrets = socle_app::resolver(&project);
     let lake = match socle_app::open_lake(&project, &secrets) {
         Ok(lake) => match lake.check().await {
@@ -164,8 +188,19 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
 
     if let (Some(lake), Some(meta)) = (lake, meta) {
         match socle_app::open_warehouse(&project, lake, meta, socle_app::Access::Project).await {
-            Ok(wh) => match wh.validate().await {
-                Ok(report) => {
+            Ok(wh) => match wh.validate().await.map(|r| (r, &wh)) {
+                Ok((report, wh)) => {
+                    let problems = model_inputs(&project, &models, wh).await;
+                    if !models.is_empty() {
+                        push(
+                            "model inputs",
+                            if problems.is_empty() {
+                                Ok(format!("the columns of {} models are there", models.len()))
+                            } else {
+                                Err(problems.join("\n    "))
+                            },
+                        );
+                    }
                     let n = report.tables + report.views;
                     if report.problems.is_empty() {
                         push(
@@ -220,4 +255,32 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Each model whose input lacks a column its kind uses (found by planning the input).
+/// Inputs naming a dbt model are planned once the project is built; they are skipped here.
+async fn model_inputs(
+    project: &socle_core::Project,
+    models: &[socle_ml::spec::ModelSpec],
+    wh: &socle_warehouse::Warehouse,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for spec in models {
+        if matches!(spec.input, socle_ml::spec::Input::Model(_)) {
+            continue;
+        }
+        let file = project.display_path(&spec.file).into_owned();
+        match socle_ml::run::missing_columns(spec, wh, &spec.input.sql()).await {
+            Ok(missing) => problems.extend(
+                missing
+                    .into_iter()
+                    .map(|m| format!("{file}: model `{}`: the input has {m}", spec.name)),
+            ),
+            Err(e) => problems.push(format!(
+                "{file}: model `{}`: the input does not plan: {e}",
+                spec.name
+            )),
+        }
+    }
+    problems
 }

@@ -319,3 +319,35 @@ fn a_pipeline_retrains_and_predicts_with_the_ml_task() {
         "{err}"
     );
 }
+
+#[test]
+fn check_plans_each_models_input() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(&dir, "ml/basket.yml", RULES);
+    let out = ok(&dir, &["check"]);
+    assert!(out.contains("1 valid: basket (association_rules)"), "{out}");
+    assert!(out.contains("the columns of 1 models are there"), "{out}");
+    write(
+        &dir,
+        "ml/basket.yml",
+        &RULES.replace("item: item", "item: itme"),
+    );
+    let (okay, out, _) = run(&dir, &["check"]);
+    assert!(!okay);
+    assert!(
+        out.contains(
+            "ml/basket.yml: model `basket`: the input has no column `itme` (did you mean `item`?)"
+        ),
+        "{out}"
+    );
+    // A spec that does not load is a failed check with its place.
+    write(
+        &dir,
+        "ml/basket.yml",
+        "kind: association_rules\ninput: { table: main.lines }\nbogus: 1\n",
+    );
+    let (okay, out, _) = run(&dir, &["check"]);
+    assert!(!okay);
+    assert!(out.contains("ml/basket.yml:3:1"), "{out}");
+}
