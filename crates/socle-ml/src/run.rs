@@ -6,15 +6,17 @@
 //! 2. reads the rows and fits the model (on a blocking thread: fits are CPU work);
 //! 3. claims the next version number (two trainings at once get two numbers);
 //! 4. writes `models/<name>/<version>/model.json` (the fitted model, in the kind's
-//!    versioned format) and `version.json` (parameters, metrics, input versions, spec hash,
-//!    who, how long) to the lake;
+//!    versioned format) to the lake;
 //! 5. writes its output tables (one Delta commit each);
-//! 6. marks the version `ready`.
+//! 6. writes `version.json` (parameters, metrics, input and output versions, spec hash,
+//!    who, how long) and marks the version `ready`.
 //!
-//! A failure anywhere marks the claimed version `failed` (never used) and leaves the
-//! output tables written so far at their new commit and the others untouched; a killed
-//! process leaves the version `training` (never used). Nothing half-written is read: a
-//! table moves by whole commits, a version is used only once `ready`.
+//! A failure marks the claimed version `failed` (never used). The spec's and the data's
+//! failures all happen in the fit, before anything is written, so they leave every output
+//! table as it was; only a storage failure while writing the tables can leave the ones
+//! written so far at their new commit. A killed process leaves the version `training`
+//! (never used). Nothing half-written is read: a table moves by whole commits, a version is
+//! used only once `ready`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -198,10 +200,23 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
         .meta
         .claim_version(&spec.name, spec.kind.name(), &spec.hash, env.who)
         .await?;
+    socle_core::failpoint::hit("ml-after-claim");
     let done = async {
         (env.progress)(1, 3, "fitting");
         let trained = fit(spec, frame.clone(), env).await?;
         (env.progress)(2, 3, "writing the version");
+        // The fitted model first, then the tables (each one commit), then what the version
+        // is: errors of the user's spec or data all come from the fit, before any write.
+        let dir = version_dir(&spec.name, version);
+        let file = ModelFile {
+            file_format: FILE_FORMAT,
+            kind: spec.kind.name().to_string(),
+            format: spec.kind.format(),
+            fitted: trained.fitted,
+        };
+        env.lake
+            .put(&format!("{dir}/model.json"), to_json(&file))
+            .await?;
         let mut outputs = Vec::new();
         for (suffix, batch) in trained.outputs {
             let table = spec.output.table(suffix);
@@ -211,6 +226,7 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
                 version: Some(report),
             });
         }
+        socle_core::failpoint::hit("ml-after-outputs");
         let info = VersionInfo {
             file_format: FILE_FORMAT,
             model: spec.name.clone(),
@@ -229,19 +245,10 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
             duration_ms: started.elapsed().as_millis() as u64,
             outputs,
         };
-        let file = ModelFile {
-            file_format: FILE_FORMAT,
-            kind: info.kind.clone(),
-            format: info.format,
-            fitted: trained.fitted,
-        };
-        let dir = version_dir(&spec.name, version);
-        env.lake
-            .put(&format!("{dir}/model.json"), to_json(&file))
-            .await?;
         env.lake
             .put(&format!("{dir}/version.json"), to_json(&info))
             .await?;
+        socle_core::failpoint::hit("ml-before-ready");
         Ok::<_, MlError>(info)
     }
     .await;

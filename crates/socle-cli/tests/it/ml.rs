@@ -351,3 +351,50 @@ fn check_plans_each_models_input() {
     assert!(!okay);
     assert!(out.contains("ml/basket.yml:3:1"), "{out}");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features socle-cli/failpoints"
+)]
+fn a_training_killed_at_any_point_registers_nothing_half_done() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(&dir, "ml/basket.yml", RULES);
+    ok(&dir, &["ml", "train", "basket"]);
+    let rules_before = query(&dir, "SELECT count(*) AS n FROM ml.basket_rules");
+    for (n, failpoint) in [
+        (2, "ml-after-claim"),
+        (3, "ml-after-outputs"),
+        (4, "ml-before-ready"),
+    ] {
+        let out = socle()
+            .current_dir(&dir)
+            .env("SOCLE_FAILPOINT", failpoint)
+            .args(["ml", "train", "basket"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(&format!("failpoint {failpoint}")),
+            "not stopped at {failpoint}: {err}"
+        );
+        let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
+        assert_eq!(versions[0]["version"], n, "{versions}");
+        assert_eq!(versions[0]["state"], "training", "{versions}");
+        // The killed number is never used: predict takes the last ready version.
+        let p = json(&dir, &["ml", "predict", "basket", "--format", "json"]);
+        assert_eq!(p["version"], 1, "{failpoint}");
+        // Tables moved by whole commits only: same rules as version 1 (same data).
+        assert_eq!(
+            query(&dir, "SELECT count(*) AS n FROM ml.basket_rules"),
+            rules_before,
+            "{failpoint}"
+        );
+    }
+    // The next training takes the next number and is used.
+    let report = json(&dir, &["ml", "train", "basket", "--format", "json"]);
+    assert_eq!(report["version"], 5);
+    let p = json(&dir, &["ml", "predict", "basket", "--format", "json"]);
+    assert_eq!(p["version"], 5);
+}

@@ -1,38 +1,35 @@
-//! Growing one tree, leaf-wise (best first), as scikit-learn 1.9's `TreeGrower` (`grower.py`)
-//! and `Splitter` (`splitting.pyx`):
+//! Growing one tree, leaf-wise (best first), as scikit-learn 1.9's `TreeGrower` (`grower.py`):
 //!
 //! - the leaf with the largest gain is split next (a heap ordered as Python's `heapq`, so
 //!   ties fall the same way), until `max_leaf_nodes` leaves, `max_depth`, or no leaf with a
-//!   positive gain; a node with fewer than `2 · min_samples_leaf` samples is not split;
-//! - a numeric feature's split is found by scanning its bins left to right (missing values
-//!   to the right child) and, when the feature had missing values in training, right to left
-//!   (missing values to the left child); the gain is sklearn's
-//!   `loss(node) − loss(left) − loss(right)` with `loss = G · value` and
-//!   `value = −G / (H + l2 + 1e-15)`, the node value of the root taken as 0 as sklearn does;
-//! - a categorical feature's categories with enough support (hessian sum ≥ 10 in sample
-//!   units) are sorted by `G / (H + 10)` and scanned from both ends up to the middle, missing
-//!   values counting as one more category; the categories with little support go right;
-//! - when the feature had no missing values in training, missing values at prediction go to
-//!   the child with more training samples;
+//!   positive gain; a node with fewer than `2 · min_samples_leaf` samples is not split; the
+//!   root's node value is taken as 0 in its gain, as sklearn does;
+//! - when the split feature had no missing values in training, missing values at prediction
+//!   go to the child with more training samples;
 //! - samples are partitioned in place, stably (the order sklearn's threads also give), and
-//!   the smaller child's histogram is built while the larger one's is its parent's minus it.
+//!   the smaller child's histogram is built while the larger one's is its parent's minus it;
+//!   the split search itself is in `splitting.rs`.
 //!
-//! Deliberate difference: categories with equal `G / (H + 10)` stay in code order, where
-//! sklearn's `qsort` leaves their order to the C library.
+//! Threads: for a large enough node, the histograms and split searches of its children are
+//! shared out feature by feature over the fit's thread pool (`pool.rs`). What the threads
+//! share is in [`Shared`]: the histograms live there feature by feature, and the calling
+//! thread changes the partition and the gradients only between parallel steps.
 
-use super::binning::{BinMapper, Bitset, clear_bit, in_bitset, set_bit};
-use super::histogram::{self, EMPTY, FeatureHist, NodeSamples, par_for_each};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::binning::{BinMapper, Bitset, clear_bit};
+use super::histogram::{self, EMPTY, FeatureHist, NodeSamples};
 use super::loss::numpy_sum;
+use super::pool::{Job, Pool};
 use super::predict::{Node, Tree};
+use super::splitting::{NodeStats, SplitInfo, Splitter, best_of, node_value};
 
-/// A split must leave at least this hessian sum in each child (sklearn's default).
+/// A node is split only if its hessian sum is at least this (sklearn's default).
 const MIN_HESSIAN_TO_SPLIT: f64 = 1e-3;
-/// sklearn's `MIN_CAT_SUPPORT` (LightGBM's `cat_smooth`).
-const MIN_CAT_SUPPORT: f64 = 10.0;
 /// Work (in histogram additions) worth about one feature's split search.
 const SCAN_WORK: usize = 2_000;
-/// Below this much work, a split's histograms and searches stay on the calling thread.
-const PARALLEL_MIN_WORK: usize = 1 << 17;
+/// Below this much work, a step stays on the calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 15;
 
 /// The growth limits and regularisation of every tree.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +39,6 @@ pub(crate) struct Params {
     pub min_samples_leaf: usize,
     pub l2: f64,
     pub shrinkage: f64,
-    pub n_threads: usize,
 }
 
 /// The binned training data and what is known of each feature.
@@ -59,45 +55,125 @@ pub(crate) struct TrainData<'a> {
 }
 
 impl TrainData<'_> {
-    fn column(&self, f: usize) -> &[u8] {
+    pub(crate) fn column(&self, f: usize) -> &[u8] {
         &self.binned[f * self.n_rows..(f + 1) * self.n_rows]
+    }
+
+    fn n_features(&self) -> usize {
+        self.has_missing.len()
     }
 }
 
-/// The gradients of one tree's loss, one per training row.
-#[derive(Clone, Copy)]
-pub(crate) struct Gradients<'a> {
-    pub g: &'a [f32],
-    /// `None` when the hessian is constant (1).
-    pub h: Option<&'a [f32]>,
+/// Gradients and hessians (`h` empty when the hessian is constant).
+#[derive(Debug, Default)]
+pub(crate) struct Grads {
+    pub g: Vec<f32>,
+    pub h: Vec<f32>,
 }
 
-/// Buffers reused from tree to tree.
-pub(crate) struct Workspace {
-    partition: Vec<u32>,
-    buffer: Vec<u32>,
-    ordered_g: Vec<f32>,
-    ordered_h: Vec<f32>,
-    pool: Vec<Vec<FeatureHist>>,
-    n_features: usize,
+/// One feature's share of the grower's state: its histograms (indexed by histogram id) and
+/// the best splits found on it for the two children of the last step.
+#[derive(Default)]
+struct FeatureSlot {
+    hists: Vec<FeatureHist>,
+    found: [Option<SplitInfo>; 2],
 }
 
-impl Workspace {
-    pub(crate) fn new(n_rows: usize, n_features: usize) -> Self {
+impl FeatureSlot {
+    fn hist(&mut self, id: usize) -> &mut FeatureHist {
+        if self.hists.len() <= id {
+            self.hists.resize(id + 1, EMPTY);
+        }
+        &mut self.hists[id]
+    }
+}
+
+/// What the threads of a fit share.
+pub(crate) struct Shared<'a> {
+    pub data: TrainData<'a>,
+    /// The gradients of the current iteration: one column of `n_rows` per tree.
+    pub grads: RwLock<Grads>,
+    /// The samples of the tree's nodes: each node's are a range of it.
+    partition: RwLock<Vec<u32>>,
+    /// The gradients of the node whose histograms are being built, in its sample order.
+    ordered: RwLock<Grads>,
+    features: Vec<Mutex<FeatureSlot>>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<'a> Shared<'a> {
+    /// The shared state for `data`, with room for `n_trees` gradient columns.
+    pub(crate) fn new(data: TrainData<'a>, n_trees: usize, constant_hessian: bool) -> Self {
+        let n = data.n_rows;
+        let grads = Grads {
+            g: vec![0.0; n * n_trees],
+            h: if constant_hessian {
+                Vec::new()
+            } else {
+                vec![0.0; n * n_trees]
+            },
+        };
+        let ordered = Grads {
+            g: vec![0.0; n],
+            h: if constant_hessian {
+                Vec::new()
+            } else {
+                vec![0.0; n]
+            },
+        };
+        let features = (0..data.n_features()).map(|_| Mutex::default()).collect();
         Self {
-            partition: Vec::with_capacity(n_rows),
-            buffer: vec![0; n_rows],
-            ordered_g: vec![0.0; n_rows],
-            ordered_h: vec![0.0; n_rows],
-            pool: Vec::new(),
-            n_features,
+            data,
+            grads: RwLock::new(grads),
+            partition: RwLock::new(Vec::with_capacity(n)),
+            ordered: RwLock::new(ordered),
+            features,
         }
     }
 
-    fn take_hist(&mut self) -> Vec<FeatureHist> {
-        self.pool
-            .pop()
-            .unwrap_or_else(|| vec![EMPTY; self.n_features])
+    /// The best split over the features found by the last step for child `k` (0 or 1).
+    fn best_found(&self, k: usize) -> Option<SplitInfo> {
+        best_of(
+            self.data
+                .tie_order
+                .iter()
+                .filter_map(|&f| lock(&self.features[f]).found[k]),
+        )
+    }
+}
+
+/// Buffers of the calling thread, reused from tree to tree.
+pub(crate) struct Workspace {
+    buffer: Vec<u32>,
+    free_hists: Vec<usize>,
+    n_hists: usize,
+}
+
+impl Workspace {
+    pub(crate) fn new(n_rows: usize) -> Self {
+        Self {
+            buffer: vec![0; n_rows],
+            free_hists: Vec::new(),
+            n_hists: 0,
+        }
+    }
+
+    fn take_hist(&mut self) -> usize {
+        self.free_hists.pop().unwrap_or_else(|| {
+            self.n_hists += 1;
+            self.n_hists - 1
+        })
     }
 }
 
@@ -111,7 +187,8 @@ struct GrowNode {
     sum_h: f64,
     value: f64,
     split: Option<SplitInfo>,
-    hist: Option<Vec<FeatureHist>>,
+    /// The id of the node's histograms while it may still be split.
+    hist: Option<usize>,
     children: Option<(usize, usize)>,
     is_leaf: bool,
 }
@@ -124,23 +201,43 @@ impl GrowNode {
     fn gain(&self) -> f64 {
         self.split.map_or(-1.0, |s| s.gain)
     }
+
+    fn stats(&self) -> NodeStats {
+        NodeStats {
+            n: self.n_samples() as u32,
+            sum_g: self.sum_g,
+            sum_h: self.sum_h,
+            value: self.value,
+        }
+    }
 }
 
-/// Grows one tree on `grads`, adds its (shrunk) leaf values to `raw` (the raw scores of the
-/// training rows) and each split's loss reduction to `gains` (per feature).
-pub(crate) fn grow(
-    data: &TrainData<'_>,
-    grads: Gradients<'_>,
+/// Grows the tree of gradient column `column` (the class, for a multinomial loss), adds its
+/// (shrunk) leaf values to `raw` (the raw scores of the training rows for that column) and
+/// each split's loss reduction to `gains` (per feature).
+pub(crate) fn grow<'env, 'a: 'env>(
+    shared: &'env Shared<'a>,
+    column: usize,
     params: &Params,
+    pool: &Pool<'env>,
     ws: &mut Workspace,
     raw: &mut [f64],
     gains: &mut [f64],
 ) -> Tree {
+    let constant_hessian = read(&shared.grads).h.is_empty();
+    let splitter = Splitter {
+        data: &shared.data,
+        min_samples_leaf: u32::try_from(params.min_samples_leaf).unwrap_or(u32::MAX),
+        l2: params.l2,
+        constant_hessian,
+    };
     let mut grower = Grower {
-        data,
-        grads,
+        shared,
+        splitter,
+        pool,
         params,
         ws,
+        column,
         nodes: Vec::new(),
         heap: Vec::new(),
         n_finalized: 0,
@@ -152,11 +249,13 @@ pub(crate) fn grow(
     grower.finish(raw, gains)
 }
 
-struct Grower<'a, 'd> {
-    data: &'a TrainData<'d>,
-    grads: Gradients<'a>,
-    params: &'a Params,
-    ws: &'a mut Workspace,
+struct Grower<'g, 'env, 'a> {
+    shared: &'env Shared<'a>,
+    splitter: Splitter<'env, 'a>,
+    pool: &'g Pool<'env>,
+    params: &'g Params,
+    ws: &'g mut Workspace,
+    column: usize,
     nodes: Vec<GrowNode>,
     /// Indices of the nodes that may be split, a binary heap as Python's `heapq` with the
     /// largest gain first.
@@ -164,25 +263,54 @@ struct Grower<'a, 'd> {
     n_finalized: usize,
 }
 
-impl<'a, 'd> Grower<'a, 'd> {
+impl<'env, 'a: 'env> Grower<'_, 'env, 'a> {
+    /// Runs `job` for every feature, on the pool when `work` is large enough.
+    fn run(&self, work: usize, job: Job<'env>) {
+        let n_features = self.shared.data.n_features();
+        if work >= PARALLEL_MIN_WORK && self.pool.is_parallel() {
+            self.pool.run(n_features, job);
+        } else {
+            for f in 0..n_features {
+                job(f);
+            }
+        }
+    }
+
     fn init_root(&mut self) {
-        let n = self.data.n_rows;
-        self.ws.partition.clear();
-        self.ws.partition.extend(0..n as u32);
-        let mut hist = self.ws.take_hist();
-        let samples = NodeSamples {
-            rows: None,
-            g: self.grads.g,
-            h: self.grads.h,
-        };
-        histogram::build(&mut hist, self.data.binned, n, samples, self.params.n_threads);
+        let shared = self.shared;
+        let n = shared.data.n_rows;
+        {
+            let mut partition = write(&shared.partition);
+            partition.clear();
+            partition.extend(0..n as u32);
+        }
+        let id = self.ws.take_hist();
+        let cols = self.column * n..(self.column + 1) * n;
+        let n_features = shared.data.n_features();
+        self.run(
+            n * n_features,
+            Arc::new(move |f| {
+                let grads = read(&shared.grads);
+                let samples = NodeSamples {
+                    rows: None,
+                    g: &grads.g[cols.clone()],
+                    h: (!grads.h.is_empty()).then(|| &grads.h[cols.clone()]),
+                };
+                let mut slot = lock(&shared.features[f]);
+                histogram::build_feature(slot.hist(id), shared.data.column(f), samples);
+            }),
+        );
         // As sklearn: the sums from feature 0's histogram (all bins, NumPy's summation).
-        let n_bins = self.data.mapper.max_bins + 1;
-        let bins = &hist[0][..n_bins];
-        let sum_g = numpy_sum(&bins.iter().map(|b| b.sum_g).collect::<Vec<_>>());
-        let sum_h = match self.grads.h {
-            None => n as f64,
-            Some(_) => numpy_sum(&bins.iter().map(|b| b.sum_h).collect::<Vec<_>>()),
+        let (sum_g, sum_h) = {
+            let mut slot = lock(&shared.features[0]);
+            let bins = &slot.hist(id)[..shared.data.mapper.max_bins + 1];
+            let sum_g = numpy_sum(&bins.iter().map(|b| b.sum_g).collect::<Vec<_>>());
+            let sum_h = if self.splitter.constant_hessian {
+                n as f64
+            } else {
+                numpy_sum(&bins.iter().map(|b| b.sum_h).collect::<Vec<_>>())
+            };
+            (sum_g, sum_h)
         };
         self.nodes.push(GrowNode {
             depth: 0,
@@ -192,7 +320,7 @@ impl<'a, 'd> Grower<'a, 'd> {
             sum_h,
             value: 0.0,
             split: None,
-            hist: Some(hist),
+            hist: Some(id),
             children: None,
             is_leaf: false,
         });
@@ -200,14 +328,17 @@ impl<'a, 'd> Grower<'a, 'd> {
             self.finalize(0);
             return;
         }
-        let stats = NodeStats::of(&self.nodes[0]);
-        let splitter = self.splitter();
-        let order = self.data.tie_order;
-        let split = self.nodes[0]
-            .hist
-            .as_deref()
-            .and_then(|hist| best_of(order.iter().map(|&f| splitter.scan(f, &hist[f], stats))));
-        self.nodes[0].split = split;
+        let stats = self.nodes[0].stats();
+        let splitter = self.splitter;
+        self.run(
+            SCAN_WORK * n_features,
+            Arc::new(move |f| {
+                let mut slot = lock(&shared.features[f]);
+                let found = splitter.scan(f, slot.hist(id), stats);
+                slot.found = [Some(found), None];
+            }),
+        );
+        self.nodes[0].split = shared.best_found(0);
         self.push_or_finalize(0);
     }
 
@@ -235,7 +366,7 @@ impl<'a, 'd> Grower<'a, 'd> {
         let left = child(start, mid, split.g_left, split.h_left, split.value_left);
         let right = child(mid, stop, split.g_right, split.h_right, split.value_right);
         let (n_left, n_right) = (left.n_samples(), right.n_samples());
-        if !self.data.has_missing[split.feature]
+        if !self.shared.data.has_missing[split.feature]
             && let Some(s) = self.nodes[i].split.as_mut()
         {
             s.missing_left = n_left > n_right;
@@ -274,10 +405,7 @@ impl<'a, 'd> Grower<'a, 'd> {
         }
         let (small, large) = if n_left < n_right { (li, ri) } else { (ri, li) };
         let scan = |c: usize| if c == li { split_left } else { split_right };
-        let (small_split, large_split) = self.children_histograms(i, small, large, scan);
-        for (c, found) in [(small, small_split), (large, large_split)] {
-            self.nodes[c].split = found;
-        }
+        self.children_histograms(i, small, large, scan(small), scan(large));
         for c in [li, ri] {
             if !self.nodes[c].is_leaf {
                 self.push_or_finalize(c);
@@ -291,85 +419,94 @@ impl<'a, 'd> Grower<'a, 'd> {
     }
 
     /// Builds the smaller child's histograms, turns the parent's into the larger child's,
-    /// and finds the best split of each child that `scan` asks for: feature by feature,
-    /// the features shared out between threads when the node is large enough.
+    /// and finds the best split of each child asked for: feature by feature, the features
+    /// shared out between threads when the node is large enough.
     fn children_histograms(
         &mut self,
         parent: usize,
         small: usize,
         large: usize,
-        scan: impl Fn(usize) -> bool,
-    ) -> (Option<SplitInfo>, Option<SplitInfo>) {
-        let mut small_hist = self.ws.take_hist();
-        let mut large_hist = match self.nodes[parent].hist.take() {
-            Some(h) => h,
+        scan_small: bool,
+        scan_large: bool,
+    ) {
+        let shared = self.shared;
+        let small_id = self.ws.take_hist();
+        let large_id = match self.nodes[parent].hist.take() {
+            Some(id) => id,
             None => self.ws.take_hist(),
         };
-        let stats = |c: usize| scan(c).then(|| NodeStats::of(&self.nodes[c]));
-        let (small_stats, large_stats) = (stats(small), stats(large));
+        let small_stats = scan_small.then(|| self.nodes[small].stats());
+        let large_stats = scan_large.then(|| self.nodes[large].stats());
         let (start, stop) = (self.nodes[small].start, self.nodes[small].stop);
-        let splitter = self.splitter();
-        let ws = &mut *self.ws;
-        let rows = &ws.partition[start..stop];
-        let n = rows.len();
-        for (o, &r) in ws.ordered_g[..n].iter_mut().zip(rows) {
-            *o = self.grads.g[r as usize];
-        }
-        let h = match self.grads.h {
-            Some(h) => {
-                for (o, &r) in ws.ordered_h[..n].iter_mut().zip(rows) {
-                    *o = h[r as usize];
-                }
-                Some(&ws.ordered_h[..n])
+        let n = stop - start;
+        {
+            let partition = read(&shared.partition);
+            let rows = &partition[start..stop];
+            let grads = read(&shared.grads);
+            let mut ordered = write(&shared.ordered);
+            let Grads { g: og, h: oh } = &mut *ordered;
+            let offset = self.column * shared.data.n_rows;
+            for (o, &r) in og[..n].iter_mut().zip(rows) {
+                *o = grads.g[offset + r as usize];
             }
-            None => None,
-        };
-        let samples = NodeSamples {
-            rows: Some(rows),
-            g: &ws.ordered_g[..n],
-            h,
-        };
-        let n_features = small_hist.len();
-        let scans = usize::from(small_stats.is_some()) + usize::from(large_stats.is_some());
-        let work = n * n_features + SCAN_WORK * n_features * scans;
-        let threads = if work >= PARALLEL_MIN_WORK { self.params.n_threads } else { 1 };
-        let data = self.data;
-        let mut tasks: Vec<(&mut FeatureHist, &mut FeatureHist, [Option<SplitInfo>; 2])> =
-            small_hist
-                .iter_mut()
-                .zip(large_hist.iter_mut())
-                .map(|(s, l)| (s, l, [None, None]))
-                .collect();
-        par_for_each(&mut tasks, threads, |f, (s, l, found)| {
-            histogram::build_feature(s, data.column(f), samples);
-            histogram::subtract_feature(l, s);
-            found[0] = small_stats.map(|st| splitter.scan(f, s, st));
-            found[1] = large_stats.map(|st| splitter.scan(f, l, st));
-        });
-        let best = |k: usize| best_of(data.tie_order.iter().filter_map(|&f| tasks[f].2[k]));
-        let found = (best(0), best(1));
-        self.nodes[small].hist = Some(small_hist);
-        self.nodes[large].hist = Some(large_hist);
-        found
+            if !grads.h.is_empty() {
+                for (o, &r) in oh[..n].iter_mut().zip(rows) {
+                    *o = grads.h[offset + r as usize];
+                }
+            }
+        }
+        let n_features = shared.data.n_features();
+        let scans = usize::from(scan_small) + usize::from(scan_large);
+        let splitter = self.splitter;
+        self.run(
+            n * n_features + SCAN_WORK * n_features * scans,
+            Arc::new(move |f| {
+                let partition = read(&shared.partition);
+                let ordered = read(&shared.ordered);
+                let samples = NodeSamples {
+                    rows: Some(&partition[start..stop]),
+                    g: &ordered.g[..n],
+                    h: (!ordered.h.is_empty()).then(|| &ordered.h[..n]),
+                };
+                let mut slot = lock(&shared.features[f]);
+                slot.hist(small_id.max(large_id));
+                let [s, l] = slot
+                    .hists
+                    .get_disjoint_mut([small_id, large_id])
+                    .expect("two different histogram ids");
+                histogram::build_feature(s, shared.data.column(f), samples);
+                histogram::subtract_feature(l, s);
+                let found = [
+                    small_stats.map(|st| splitter.scan(f, s, st)),
+                    large_stats.map(|st| splitter.scan(f, l, st)),
+                ];
+                slot.found = found;
+            }),
+        );
+        self.nodes[small].hist = Some(small_id);
+        self.nodes[large].hist = Some(large_id);
+        self.nodes[small].split = shared.best_found(0);
+        self.nodes[large].split = shared.best_found(1);
     }
 
     /// Reorders `partition[start..stop]` so that the samples going left come first, both
     /// sides keeping their order; returns how many go left. Branch-free: every sample is
     /// written to both sides and the side it belongs to advances.
     fn partition(&mut self, split: &SplitInfo, start: usize, stop: usize) -> usize {
-        let column = self.data.column(split.feature);
-        let missing = self.data.mapper.missing_bin();
+        let data = &self.shared.data;
+        let column = data.column(split.feature);
+        let missing = data.mapper.missing_bin();
         let mut goes_left = [false; 256];
         for (b, left) in (0..=255u8).zip(goes_left.iter_mut()) {
             *left = if split.categorical {
-                in_bitset(&split.left_bins, b)
+                super::binning::in_bitset(&split.left_bins, b)
             } else {
                 (split.missing_left && b == missing) || b <= split.bin
             };
         }
-        let ws = &mut *self.ws;
-        let rows = &mut ws.partition[start..stop];
-        let buffer = &mut ws.buffer[..rows.len()];
+        let mut partition = write(&self.shared.partition);
+        let rows = &mut partition[start..stop];
+        let buffer = &mut self.ws.buffer[..rows.len()];
         let (mut n_left, mut n_right) = (0, 0);
         let mut k = 0;
         while k < rows.len() {
@@ -383,15 +520,6 @@ impl<'a, 'd> Grower<'a, 'd> {
         }
         rows[n_left..].copy_from_slice(&buffer[..n_right]);
         n_left
-    }
-
-    fn splitter(&self) -> Splitter<'a, 'd> {
-        Splitter {
-            data: self.data,
-            min_samples_leaf: u32::try_from(self.params.min_samples_leaf).unwrap_or(u32::MAX),
-            l2: self.params.l2,
-            constant_hessian: self.grads.h.is_none(),
-        }
     }
 
     /// sklearn's `_compute_best_split_and_push` once the split is known: a node without a
@@ -411,8 +539,8 @@ impl<'a, 'd> Grower<'a, 'd> {
     }
 
     fn release_hist(&mut self, i: usize) {
-        if let Some(h) = self.nodes[i].hist.take() {
-            self.ws.pool.push(h);
+        if let Some(id) = self.nodes[i].hist.take() {
+            self.ws.free_hists.push(id);
         }
     }
 
@@ -475,6 +603,7 @@ impl<'a, 'd> Grower<'a, 'd> {
     /// The flat tree (nodes in depth-first order, left first, as sklearn's predictor), the
     /// leaves' values added to `raw`, the gains to `gains`.
     fn finish(self, raw: &mut [f64], gains: &mut [f64]) -> Tree {
+        let partition = read(&self.shared.partition);
         let mut tree = Tree {
             nodes: Vec::with_capacity(self.nodes.len()),
             category_sets: Vec::new(),
@@ -503,7 +632,7 @@ impl<'a, 'd> Grower<'a, 'd> {
                     let value = node.value * self.params.shrinkage;
                     out.value = value;
                     tree.nodes.push(out);
-                    for &r in &self.ws.partition[node.start..node.stop] {
+                    for &r in &partition[node.start..node.stop] {
                         raw[r as usize] += value;
                     }
                 }
@@ -526,11 +655,11 @@ impl<'a, 'd> Grower<'a, 'd> {
         out.value = node.value;
         if split.categorical {
             let mut set = split.left_bins;
-            clear_bit(&mut set, self.data.mapper.missing_bin());
+            clear_bit(&mut set, self.shared.data.mapper.missing_bin());
             out.categories = Some(category_sets.len() as u32);
             category_sets.push(set);
         } else {
-            let thresholds = &self.data.mapper.thresholds[f];
+            let thresholds = &self.shared.data.mapper.thresholds[f];
             out.threshold = thresholds
                 .get(usize::from(split.bin))
                 .copied()
@@ -549,4 +678,3 @@ impl<'a, 'd> Grower<'a, 'd> {
         }
     }
 }
-

@@ -7,10 +7,10 @@
 //! its parent's histogram minus its sibling's ("subtraction"); the grower builds the smaller
 //! one and subtracts for the other.
 //!
-//! Threads: the features are shared out between threads ([`par_for_each`]), each feature's
-//! histogram computed by one thread in sample order, so results do not depend on the number
-//! of threads. Small nodes are built on the calling thread: starting threads would cost
-//! more than it saves.
+//! Threads: each feature's histogram is computed by one thread in sample order, so results
+//! do not depend on the number of threads; the grower shares the features out over its
+//! thread pool. [`par_for_each`] does the same for the other per-feature or per-block work
+//! of a fit (binning, prediction).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -32,9 +32,6 @@ pub(crate) const EMPTY: FeatureHist = [HistBin {
     sum_h: 0.0,
     count: 0,
 }; 256];
-
-/// Below this many (sample, feature) pairs a histogram is built on one thread.
-const PARALLEL_MIN_WORK: usize = 1 << 17;
 
 /// Runs `f(i, &mut items[i])` for every item, on the calling thread and up to
 /// `n_threads − 1` more. Items are claimed one at a time by whichever thread is free, so a
@@ -81,31 +78,6 @@ pub(crate) struct NodeSamples<'a> {
     pub g: &'a [f32],
     /// The hessians in the same order; `None` when the hessian is constant.
     pub h: Option<&'a [f32]>,
-}
-
-impl NodeSamples<'_> {
-    fn len(&self) -> usize {
-        self.g.len()
-    }
-}
-
-/// Builds the histograms of a node into `out` (one per feature) from `binned` (one column of
-/// `n_rows` bins per feature).
-pub(crate) fn build(
-    out: &mut [FeatureHist],
-    binned: &[u8],
-    n_rows: usize,
-    samples: NodeSamples<'_>,
-    n_threads: usize,
-) {
-    let threads = if samples.len() * out.len() >= PARALLEL_MIN_WORK {
-        n_threads
-    } else {
-        1
-    };
-    par_for_each(out, threads, |f, hist| {
-        build_feature(hist, &binned[f * n_rows..(f + 1) * n_rows], samples);
-    });
 }
 
 /// One feature's histogram (sklearn's `_build_histogram*` family).
@@ -159,8 +131,23 @@ pub(crate) fn subtract_feature(parent: &mut FeatureHist, sibling: &FeatureHist) 
 mod tests {
     use super::*;
 
+    /// Every feature's histogram, the features shared out over `threads` threads.
+    fn build(
+        out: &mut [FeatureHist],
+        binned: &[u8],
+        n_rows: usize,
+        samples: NodeSamples<'_>,
+        threads: usize,
+    ) {
+        par_for_each(out, threads, |f, hist| {
+            build_feature(hist, &binned[f * n_rows..(f + 1) * n_rows], samples);
+        });
+    }
+
     fn column_major(rows: &[[u8; 2]]) -> Vec<u8> {
-        (0..2).flat_map(|f| rows.iter().map(move |r| r[f])).collect()
+        (0..2)
+            .flat_map(|f| rows.iter().map(move |r| r[f]))
+            .collect()
     }
 
     #[test]
@@ -175,10 +162,38 @@ mod tests {
             h: Some(&h),
         };
         build(&mut out, &binned, 4, root, 2);
-        assert_eq!(out[0][0], HistBin { sum_g: 4.0, sum_h: 0.625, count: 2 });
-        assert_eq!(out[0][1], HistBin { sum_g: 2.0, sum_h: 0.25, count: 1 });
-        assert_eq!(out[1][3], HistBin { sum_g: 3.0, sum_h: 0.75, count: 2 });
-        assert_eq!(out[1][255], HistBin { sum_g: 3.0, sum_h: 0.125, count: 1 });
+        assert_eq!(
+            out[0][0],
+            HistBin {
+                sum_g: 4.0,
+                sum_h: 0.625,
+                count: 2
+            }
+        );
+        assert_eq!(
+            out[0][1],
+            HistBin {
+                sum_g: 2.0,
+                sum_h: 0.25,
+                count: 1
+            }
+        );
+        assert_eq!(
+            out[1][3],
+            HistBin {
+                sum_g: 3.0,
+                sum_h: 0.75,
+                count: 2
+            }
+        );
+        assert_eq!(
+            out[1][255],
+            HistBin {
+                sum_g: 3.0,
+                sum_h: 0.125,
+                count: 1
+            }
+        );
 
         // A node of rows 3 and 1 (gradients given in that order), constant hessian.
         let rows = [3u32, 1];
@@ -190,8 +205,22 @@ mod tests {
             h: None,
         };
         build(&mut child, &binned, 4, node, 1);
-        assert_eq!(child[0][2], HistBin { sum_g: 4.0, sum_h: 0.0, count: 1 });
-        assert_eq!(child[1][3], HistBin { sum_g: 2.0, sum_h: 0.0, count: 1 });
+        assert_eq!(
+            child[0][2],
+            HistBin {
+                sum_g: 4.0,
+                sum_h: 0.0,
+                count: 1
+            }
+        );
+        assert_eq!(
+            child[1][3],
+            HistBin {
+                sum_g: 2.0,
+                sum_h: 0.0,
+                count: 1
+            }
+        );
         assert_eq!(child[0][0], HistBin::default());
 
         // The sibling by subtraction equals its brute histogram.
@@ -222,11 +251,15 @@ mod tests {
         let n = 40_000;
         let mut state = 7u64;
         let mut next = || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             state >> 33
         };
         let binned: Vec<u8> = (0..n * 5).map(|_| (next() % 256) as u8).collect();
-        let g: Vec<f32> = (0..n).map(|_| (next() % 1000) as f32 / 7.0 - 70.0).collect();
+        let g: Vec<f32> = (0..n)
+            .map(|_| (next() % 1000) as f32 / 7.0 - 70.0)
+            .collect();
         let h: Vec<f32> = (0..n).map(|_| (next() % 1000) as f32 / 999.0).collect();
         let samples = NodeSamples {
             rows: None,
@@ -238,7 +271,12 @@ mod tests {
         build(&mut one, &binned, n, samples, 1);
         build(&mut three, &binned, n, samples, 3);
         assert_eq!(one, three);
-        assert_eq!(one.iter().map(|f| f.iter().map(|b| b.count).sum::<u32>()).sum::<u32>(), 200_000);
+        assert_eq!(
+            one.iter()
+                .map(|f| f.iter().map(|b| b.count).sum::<u32>())
+                .sum::<u32>(),
+            200_000
+        );
     }
 
     #[test]

@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn baselines_as_sklearn() {
         // HalfSquaredError().fit_intercept_only([1, 2, 4]) = 7/3.
-        assert_eq!(Objective::SquaredError.baseline(&[1.0, 2.0, 4.0]), vec![7.0 / 3.0]);
+        assert_eq!(
+            Objective::SquaredError.baseline(&[1.0, 2.0, 4.0]),
+            vec![7.0 / 3.0]
+        );
         // HalfBinomialLoss: logit(0.25) = −1.0986122886681098; logit(0.5) = 0.
         let b = Objective::BinaryLogLoss.baseline(&[0.0, 1.0, 0.0, 0.0]);
         assert!((b[0] + 1.098_612_288_668_109_8).abs() < 1e-15, "{b:?}");
@@ -249,7 +252,11 @@ mod tests {
         // [0.09589402415059346, -0.5972531564093518, 0.501359132258758].
         let m = Objective::MultinomialLogLoss { n_classes: 3 }
             .baseline(&[0.0, 0.0, 1.0, 2.0, 2.0, 2.0]);
-        let want = [0.095_894_024_150_593_46, -0.597_253_156_409_351_8, 0.501_359_132_258_758];
+        let want = [
+            0.095_894_024_150_593_46,
+            -0.597_253_156_409_351_8,
+            0.501_359_132_258_758,
+        ];
         for (a, b) in m.iter().zip(want) {
             assert!((a - b).abs() < 1e-14, "{m:?}");
         }
@@ -262,10 +269,16 @@ mod tests {
         let (mut g, mut h) = (vec![0f32; 2], vec![0f32; 2]);
         Objective::SquaredError.gradients(&y, &raw, &mut g, &mut []);
         assert_eq!(g, vec![0.5, -1.5]);
-        assert_eq!(Objective::SquaredError.mean_loss(&y, &raw), (0.125 + 1.125) / 2.0);
+        assert_eq!(
+            Objective::SquaredError.mean_loss(&y, &raw),
+            (0.125 + 1.125) / 2.0
+        );
         Objective::BinaryLogLoss.gradients(&y, &raw, &mut g, &mut h);
         let p = expit(0.5);
-        assert!((f64::from(g[0]) - p).abs() < 1e-7 && (f64::from(g[1]) - (expit(-0.5) - 1.0)).abs() < 1e-7);
+        assert!(
+            (f64::from(g[0]) - p).abs() < 1e-7
+                && (f64::from(g[1]) - (expit(-0.5) - 1.0)).abs() < 1e-7
+        );
         assert!((f64::from(h[0]) - p * (1.0 - p)).abs() < 1e-7);
         let want = ((1.0 + 0.5f64.exp()).ln() + (1.0 + (-0.5f64).exp()).ln() + 0.5) / 2.0;
         assert!((Objective::BinaryLogLoss.mean_loss(&y, &raw) - want).abs() < 1e-15);

@@ -40,15 +40,21 @@ mod binning;
 mod grower;
 mod histogram;
 mod loss;
+mod pool;
 mod predict;
+mod splitting;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sklearn;
+
+use std::sync::PoisonError;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{Matrix, Rng};
-use grower::{Gradients, Params, TrainData, Workspace};
+use grower::{Grads, Params, Shared, TrainData, Workspace};
 
 pub use binning::{BinMapper, Bitset};
 pub use loss::Objective;
@@ -124,7 +130,10 @@ impl Options {
     pub fn validate(&self) -> Result<(), BoostError> {
         let bad = |m: String| Err(BoostError::InvalidOption(m));
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return bad(format!("learning_rate = {} must be a finite number > 0", self.learning_rate));
+            return bad(format!(
+                "learning_rate = {} must be a finite number > 0",
+                self.learning_rate
+            ));
         }
         if self.max_iter == 0 {
             return bad("max_iter must be at least 1".into());
@@ -145,7 +154,10 @@ impl Options {
             ));
         }
         if !(2..=255).contains(&self.max_bins) {
-            return bad(format!("max_bins = {} must be between 2 and 255", self.max_bins));
+            return bad(format!(
+                "max_bins = {} must be between 2 and 255",
+                self.max_bins
+            ));
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return bad(format!(
@@ -257,7 +269,11 @@ pub fn fit_classifier(
             rows: x.rows,
         });
     }
-    if let Some((row, &label)) = y.iter().enumerate().find(|(_, l)| **l as usize >= n_classes) {
+    if let Some((row, &label)) = y
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l as usize >= n_classes)
+    {
         return Err(BoostError::LabelOutOfRange {
             row,
             label,
@@ -359,7 +375,14 @@ fn fit(
     } else {
         ((0..x.rows).collect(), Vec::new())
     };
-    let mapper = binning::BinMapper::fit(x, &train_rows, categorical, opts.max_bins, &mut rng, n_threads);
+    let mapper = binning::BinMapper::fit(
+        x,
+        &train_rows,
+        categorical,
+        opts.max_bins,
+        &mut rng,
+        n_threads,
+    );
     let binned = mapper.bin_columns(x, &train_rows, n_threads);
     let val_binned = mapper.bin_rows(x, &val_rows);
     let missing = mapper.missing_bin();
@@ -370,24 +393,20 @@ fn fit(
 
     let k = objective.n_trees_per_iteration();
     let baseline = objective.baseline(&y_train);
-    let mut raw: Vec<f64> = baseline.iter().flat_map(|&b| std::iter::repeat_n(b, n)).collect();
+    let mut raw: Vec<f64> = baseline
+        .iter()
+        .flat_map(|&b| std::iter::repeat_n(b, n))
+        .collect();
     let mut raw_val: Vec<f64> = baseline
         .iter()
         .flat_map(|&b| std::iter::repeat_n(b, n_val))
         .collect();
-    let mut g = vec![0f32; n * k];
-    let mut h = if objective.constant_hessian() {
-        Vec::new()
-    } else {
-        vec![0f32; n * k]
-    };
     let params = Params {
         max_leaf_nodes: opts.max_leaf_nodes,
         max_depth: opts.max_depth,
         min_samples_leaf: opts.min_samples_leaf,
         l2: opts.l2_regularization,
         shrinkage: opts.learning_rate,
-        n_threads,
     };
     let tie_order: Vec<usize> = (0..x.cols)
         .filter(|&f| categorical[f])
@@ -400,35 +419,46 @@ fn fit(
         has_missing: &has_missing,
         tie_order: &tie_order,
     };
-    let mut ws = Workspace::new(n, x.cols);
+    let shared = Shared::new(data, k, objective.constant_hessian());
+    let mut ws = Workspace::new(n);
     let mut trees = Vec::with_capacity(opts.max_iter.min(10_000) * k);
     let mut gains = vec![0.0; x.cols];
     let mut scores = Vec::new();
     if early {
         scores.push(-objective.mean_loss(&y_val, &raw_val));
     }
-    for _ in 0..opts.max_iter {
-        objective.gradients(&y_train, &raw, &mut g, &mut h);
-        for c in 0..k {
-            let cols = c * n..(c + 1) * n;
-            let grads = Gradients {
-                g: &g[cols.clone()],
-                h: if h.is_empty() { None } else { Some(&h[cols.clone()]) },
-            };
-            let tree = grower::grow(&data, grads, &params, &mut ws, &mut raw[cols], &mut gains);
+    pool::with_pool(n_threads, |pool| {
+        for _ in 0..opts.max_iter {
+            {
+                let mut grads = shared.grads.write().unwrap_or_else(PoisonError::into_inner);
+                let Grads { g, h } = &mut *grads;
+                objective.gradients(&y_train, &raw, g, h);
+            }
+            for c in 0..k {
+                let cols = c * n..(c + 1) * n;
+                let tree = grower::grow(
+                    &shared,
+                    c,
+                    &params,
+                    pool,
+                    &mut ws,
+                    &mut raw[cols],
+                    &mut gains,
+                );
+                if early {
+                    let out = &mut raw_val[c * n_val..(c + 1) * n_val];
+                    tree.add_binned(&val_binned, x.cols, missing, out);
+                }
+                trees.push(tree);
+            }
             if early {
-                let out = &mut raw_val[c * n_val..(c + 1) * n_val];
-                tree.add_binned(&val_binned, x.cols, missing, out);
-            }
-            trees.push(tree);
-        }
-        if early {
-            scores.push(-objective.mean_loss(&y_val, &raw_val));
-            if should_stop(&scores, opts.n_iter_no_change, opts.tol) {
-                break;
+                scores.push(-objective.mean_loss(&y_val, &raw_val));
+                if should_stop(&scores, opts.n_iter_no_change, opts.tol) {
+                    break;
+                }
             }
         }
-    }
+    });
     Ok(Booster {
         format_version: FORMAT_VERSION,
         objective,

@@ -172,9 +172,12 @@ mod tests {
                 for step in 0..200 {
                     let n = step % 50 + 1;
                     let c = &counts;
-                    pool.run(n, Arc::new(move |i| {
-                        c[i].fetch_add(1, Ordering::Relaxed);
-                    }));
+                    pool.run(
+                        n,
+                        Arc::new(move |i| {
+                            c[i].fetch_add(1, Ordering::Relaxed);
+                        }),
+                    );
                 }
             });
         }

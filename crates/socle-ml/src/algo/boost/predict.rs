@@ -224,13 +224,18 @@ impl Booster {
             ));
         }
         if self.baseline.len() != k || !self.trees.len().is_multiple_of(k) {
-            return bad(format!("{k} trees per iteration do not fit the baseline or the trees"));
+            return bad(format!(
+                "{k} trees per iteration do not fit the baseline or the trees"
+            ));
         }
         if self.mapper.categories.len() != self.n_features
             || self.mapper.thresholds.len() != self.n_features
             || self.gains.len() != self.n_features
         {
-            return bad(format!("the bins do not describe {} features", self.n_features));
+            return bad(format!(
+                "the bins do not describe {} features",
+                self.n_features
+            ));
         }
         if matches!(self.objective, Objective::MultinomialLogLoss { n_classes } if n_classes < 3) {
             return bad("a multinomial model needs at least 3 classes".into());
@@ -290,9 +295,9 @@ impl Booster {
                 .iter()
                 .map(|&r| if r > 0.0 { 1.0 } else { 0.0 })
                 .collect(),
-            Objective::MultinomialLogLoss { .. } => (0..raw.rows)
-                .map(|i| argmax(raw.row(i)) as f64)
-                .collect(),
+            Objective::MultinomialLogLoss { .. } => {
+                (0..raw.rows).map(|i| argmax(raw.row(i)) as f64).collect()
+            }
         })
     }
 
@@ -312,7 +317,11 @@ impl Booster {
             }
             Objective::MultinomialLogLoss { n_classes } => {
                 let mut out = Matrix::zeros(raw.rows, n_classes);
-                for (o, r) in out.data.chunks_exact_mut(n_classes).zip(raw.data.chunks_exact(n_classes)) {
+                for (o, r) in out
+                    .data
+                    .chunks_exact_mut(n_classes)
+                    .zip(raw.data.chunks_exact(n_classes))
+                {
                     softmax_into(r.iter().copied(), o);
                 }
                 Ok(out)

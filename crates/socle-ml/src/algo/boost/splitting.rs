@@ -291,7 +291,9 @@ impl Splitter<'_, '_> {
         let support_factor = f64::from(n) / sum_h;
         // (bin, G / (H + 10)) of the categories with enough support.
         let mut cats: Vec<(u8, f64)> = Vec::with_capacity(n_bins + 1);
-        let candidates = (0..n_bins).map(|b| b as u8).chain(has_missing.then_some(missing));
+        let candidates = (0..n_bins)
+            .map(|b| b as u8)
+            .chain(has_missing.then_some(missing));
         for bin in candidates {
             let b = &hist[usize::from(bin)];
             let h = self.hess(b);
@@ -315,7 +317,11 @@ impl Splitter<'_, '_> {
         };
         let mut best_forward = true;
         for forward in [true, false] {
-            let middle = if forward { used.div_ceil(2) } else { used.div_ceil(2) - 1 };
+            let middle = if forward {
+                used.div_ceil(2)
+            } else {
+                used.div_ceil(2) - 1
+            };
             let (mut gl, mut hl, mut nl) = (0.0, 0.0, 0u32);
             for i in 0..middle {
                 let sorted = if forward { i } else { used - 1 - i };
