@@ -32,6 +32,9 @@ impl Frame {
         };
         let batch = concat_batches(&first.schema(), batches)
             .map_err(|e| MlError::data(model, format!("the input does not read: {e}")))?;
+        if batch.num_rows() == 0 {
+            return Err(MlError::data(model, "the input has no rows"));
+        }
         Ok(Self {
             model: model.to_string(),
             batch,

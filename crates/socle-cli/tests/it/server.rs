@@ -44,8 +44,8 @@ pub fn start_with(dir: &std::path::Path, args: &[&str]) -> Server {
     start_logged(dir, args, None)
 }
 
-/// `start_with`, the server's log (stderr) copied to `log`.
-pub fn start_logged(dir: &std::path::Path, args: &[&str], log: Option<std::fs::File>) -> Server {
+/// `start_with`, the server's log (stderr) written to the file `log`.
+pub fn start_logged(dir: &std::path::Path, args: &[&str], log: Option<&std::path::Path>) -> Server {
     let mut command = socle();
     command
         .current_dir(dir)
@@ -60,39 +60,68 @@ pub fn start_command(command: std::process::Command) -> Server {
     start_command_logged(command, None)
 }
 
-/// `start_command`, the server's log (stderr) copied to `log`. The first start's one-time
-/// password is read from the file the log names, which only its owner may read; stdout
-/// (not a terminal) shows nothing.
+/// `start_command`, the server's log (stderr) written to the file `log` (read back for where
+/// it listens), or read from a pipe and drained. The first start's one-time password is
+/// read from the file the log names, which only its owner may read; stdout (not a
+/// terminal) shows nothing.
 pub fn start_command_logged(
     mut command: std::process::Command,
-    mut log: Option<std::fs::File>,
+    log: Option<&std::path::Path>,
 ) -> Server {
     let dir = command
         .get_current_dir()
         .expect("the project is the server's current directory")
         .to_path_buf();
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::piped(),
+    };
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut port = 0;
-    let copy = |line: &str, log: &mut Option<std::fs::File>| {
-        if let Some(f) = log.as_mut() {
-            writeln!(f, "{line}").unwrap();
-        }
-    };
-    for line in lines.by_ref().take(50) {
-        let line = line.unwrap();
-        copy(&line, &mut log);
-        if let Some(addr) = line
-            .split("listening on http://")
+    let listening = |line: &str| {
+        line.split("listening on http://")
             .nth(1)
             .or_else(|| line.split("listening on https://").nth(1))
-        {
-            port = addr.rsplit(':').next().unwrap().trim().parse().unwrap();
-            break;
+            .map(|addr| addr.split_whitespace().next().unwrap_or(addr))
+            .map(|addr| {
+                addr.rsplit(':')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse::<u16>()
+                    .unwrap()
+            })
+    };
+    let mut port = 0;
+    match log {
+        Some(path) => {
+            // The log is the file: read it until the server says where it listens.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while port == 0 && std::time::Instant::now() < deadline {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                port = text.lines().find_map(listening).unwrap_or(0);
+                if port == 0 {
+                    assert!(
+                        child.try_wait().unwrap().is_none(),
+                        "the server stopped:\n{text}"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        }
+        None => {
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            for line in lines.by_ref().take(50) {
+                if let Some(p) = listening(&line.unwrap()) {
+                    port = p;
+                    break;
+                }
+            }
+            // Keep draining the log so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
         }
     }
     assert!(port > 0, "the server did not say where it listens");
@@ -113,12 +142,6 @@ pub fn start_command_logged(
         "the one-time password is readable by others"
     );
     let mut stdout = child.stdout.take().unwrap();
-    // Keep draining both pipes so the server never blocks on a full one; the log is copied.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            copy(&line, &mut log);
-        }
-    });
     std::thread::spawn(move || {
         let mut printed = String::new();
         let _ = stdout.read_to_string(&mut printed);

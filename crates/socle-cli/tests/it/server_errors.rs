@@ -21,7 +21,7 @@ fn each_error_kind_has_its_status() {
         "tasks:\n  hello:\n    kind: command\n    command: [\"true\"]\n",
     );
     let log_path = tmp.path().join("server.log");
-    let server = start_logged(&dir, &[], Some(std::fs::File::create(&log_path).unwrap()));
+    let server = start_logged(&dir, &[], Some(&log_path));
     let editor = user_with_token(&dir, "editor");
     let viewer = user_with_token(&dir, "viewer");
     let sql = |sql: &str, timeout: Option<u64>| {

@@ -125,8 +125,7 @@ fn no_sql_over_http_reaches_a_file_on_the_host() {
     ok(&dir, &["sql", "CREATE TABLE guard_t AS SELECT 'a' AS a"]);
     // The server first: its first start in an empty database creates the admin.
     let log_path = outside.path().join("..").join(format!("server-{mark}.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let server = start_logged(&dir, &[], Some(log));
+    let server = start_logged(&dir, &[], Some(&log_path));
     let roles = ["viewer", "analyst", "editor", "admin"];
     let tokens: Vec<String> = roles.iter().map(|r| user_with_token(&dir, r)).collect();
     let before_outside = files(outside.path());

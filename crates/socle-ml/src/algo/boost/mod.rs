@@ -15,7 +15,8 @@
 //! 6. with early stopping, stop once the validation score (minus the mean loss) has not
 //!    beaten the score `n_iter_no_change` iterations earlier by more than `tol`.
 //!
-//! Prediction and the fitted model, stored as versioned JSON, are in `predict.rs`.
+//! Prediction and the fitted model, stored as versioned JSON, are in `predict.rs`; the split
+//! search in `splitting.rs`; the threads of a fit in `pool.rs`.
 //!
 //! Deliberate differences from sklearn:
 //! - categorical features come as codes (whole numbers `0..max_bins`, NaN for missing),
@@ -32,9 +33,10 @@
 //! - no sample weights, monotonic or interaction constraints, feature subsampling or warm
 //!   start; the early-stopping score is always the loss.
 //!
-//! Threads: histograms are built feature by feature on up to `n_threads` threads, each
-//! feature's by one thread in a fixed order, so the model does not depend on the number of
-//! threads; the same data, options and seed give the same model, bit for bit.
+//! Threads: a fit keeps a pool of `n_threads` threads; a large node's histograms and split
+//! searches are shared out feature by feature, each feature's done by one thread in a fixed
+//! order, so the model does not depend on the number of threads: the same data, options and
+//! seed give the same model, bit for bit.
 
 mod binning;
 mod grower;
@@ -59,6 +61,9 @@ use grower::{Grads, Params, Shared, TrainData, Workspace};
 pub use binning::{BinMapper, Bitset};
 pub use loss::Objective;
 pub use predict::{Booster, FORMAT_VERSION, Node, Tree};
+
+/// The most threads a fit or a prediction may use.
+pub const MAX_THREADS: usize = 256;
 
 /// Whether to stop early on a validation split (sklearn's `early_stopping`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,8 +105,9 @@ pub struct Options {
     pub tol: f64,
     /// Seed of the validation split and of the binning subsample. Default 0.
     pub seed: u64,
-    /// Threads for histograms, binning and prediction; 0 = as many as the machine has.
-    /// The model does not depend on it. Default 0.
+    /// Threads for histograms, split search, binning and prediction, at most
+    /// [`MAX_THREADS`]; 0 = as many as the machine has. The model does not depend on it.
+    /// Default 0.
     pub n_threads: usize,
 }
 
@@ -170,6 +176,12 @@ impl Options {
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return bad(format!("tol = {} must be a finite number ≥ 0", self.tol));
+        }
+        if self.n_threads > MAX_THREADS {
+            return bad(format!(
+                "n_threads = {} is more than {MAX_THREADS}",
+                self.n_threads
+            ));
         }
         Ok(())
     }
@@ -292,13 +304,14 @@ pub fn fit_classifier(
     fit(x, &targets, Some(y), objective, categorical, opts)
 }
 
-/// `requested` threads, or the machine's when 0.
+/// `requested` threads, or the machine's when 0 (at most [`MAX_THREADS`]).
 pub(crate) fn effective_threads(requested: usize) -> usize {
-    if requested > 0 {
+    let n = if requested > 0 {
         requested
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
+    };
+    n.min(MAX_THREADS)
 }
 
 fn check_inputs(

@@ -197,7 +197,7 @@ pub struct Booster {
 impl Booster {
     /// Boosting iterations kept (sklearn's `n_iter_`).
     pub fn n_iter(&self) -> usize {
-        self.trees.len() / self.objective.n_trees_per_iteration()
+        self.trees.len() / self.objective.n_trees_per_iteration().max(1)
     }
 
     /// Each feature's share of the total loss reduction of all splits (sums to 1; all zero
@@ -246,9 +246,15 @@ impl Booster {
         Ok(())
     }
 
-    /// Raw scores (sklearn's `decision_function`, the regression values for a regressor):
-    /// one row per row of `x`, one column per tree of an iteration. NaN is a missing value.
-    pub fn predict_raw(&self, x: &Matrix) -> Result<Matrix, BoostError> {
+    /// Classes predicted: 0 for a regressor, 2 or more for a classifier.
+    pub fn n_classes(&self) -> usize {
+        self.objective.n_classes()
+    }
+
+    /// Raw scores (sklearn's `decision_function`; the values, for a regressor): one row per
+    /// row of `x`, one column per tree of an iteration. NaN is a missing value. An error
+    /// when `x` has not the training columns or the model does not hold together.
+    pub fn try_predict_raw(&self, x: &Matrix) -> Result<Matrix, BoostError> {
         self.check()?;
         if x.cols != self.n_features {
             return Err(BoostError::WrongColumnCount {
@@ -256,7 +262,7 @@ impl Booster {
                 got: x.cols,
             });
         }
-        if x.data.len() != x.rows * x.cols {
+        if x.rows.checked_mul(x.cols) != Some(x.data.len()) {
             return Err(BoostError::BadMatrix {
                 rows: x.rows,
                 cols: x.cols,
@@ -285,9 +291,9 @@ impl Booster {
     }
 
     /// Predictions: the value for a regressor, the most probable class (as `f64`) for a
-    /// classifier (sklearn's `predict`).
-    pub fn predict(&self, x: &Matrix) -> Result<Vec<f64>, BoostError> {
-        let raw = self.predict_raw(x)?;
+    /// classifier (sklearn's `predict`); an error as [`Booster::try_predict_raw`].
+    pub fn try_predict(&self, x: &Matrix) -> Result<Vec<f64>, BoostError> {
+        let raw = self.try_predict_raw(x)?;
         Ok(match self.objective {
             Objective::SquaredError => raw.data,
             Objective::BinaryLogLoss => raw
@@ -302,31 +308,45 @@ impl Booster {
     }
 
     /// Class probabilities, one row per row of `x` and one column per class (sklearn's
-    /// `predict_proba`); an error for a regressor.
-    pub fn predict_proba(&self, x: &Matrix) -> Result<Matrix, BoostError> {
-        let raw = self.predict_raw(x)?;
-        match self.objective {
-            Objective::SquaredError => Err(BoostError::NotAClassifier),
-            Objective::BinaryLogLoss => {
-                let mut out = Matrix::zeros(raw.rows, 2);
-                for (o, &r) in out.data.chunks_exact_mut(2).zip(&raw.data) {
-                    o[1] = expit(r);
-                    o[0] = 1.0 - o[1];
-                }
-                Ok(out)
+    /// `predict_proba`); an error for a regressor or as [`Booster::try_predict_raw`].
+    pub fn try_predict_proba(&self, x: &Matrix) -> Result<Matrix, BoostError> {
+        if self.objective == Objective::SquaredError {
+            return Err(BoostError::NotAClassifier);
+        }
+        let raw = self.try_predict_raw(x)?;
+        let n_classes = self.objective.n_classes();
+        let mut out = Matrix::zeros(raw.rows, n_classes);
+        if n_classes == 2 {
+            for (o, &r) in out.data.chunks_exact_mut(2).zip(&raw.data) {
+                o[1] = expit(r);
+                o[0] = 1.0 - o[1];
             }
-            Objective::MultinomialLogLoss { n_classes } => {
-                let mut out = Matrix::zeros(raw.rows, n_classes);
-                for (o, r) in out
-                    .data
-                    .chunks_exact_mut(n_classes)
-                    .zip(raw.data.chunks_exact(n_classes))
-                {
-                    softmax_into(r.iter().copied(), o);
-                }
-                Ok(out)
+        } else {
+            let rows = out.data.chunks_exact_mut(n_classes);
+            for (o, r) in rows.zip(raw.data.chunks_exact(n_classes)) {
+                softmax_into(r.iter().copied(), o);
             }
         }
+        Ok(out)
+    }
+
+    /// [`Booster::try_predict`] for a caller that builds `x` itself.
+    ///
+    /// # Panics
+    /// When `x` has not the model's column count or the model does not hold together
+    /// ([`Booster::check`]): mistakes of the calling code, not of the data.
+    pub fn predict(&self, x: &Matrix) -> Vec<f64> {
+        self.try_predict(x)
+            .unwrap_or_else(|e| panic!("boosted model: {e}"))
+    }
+
+    /// [`Booster::try_predict_proba`] for a caller that builds `x` itself.
+    ///
+    /// # Panics
+    /// As [`Booster::predict`], and for a regressor (see [`Booster::n_classes`]).
+    pub fn predict_proba(&self, x: &Matrix) -> Matrix {
+        self.try_predict_proba(x)
+            .unwrap_or_else(|e| panic!("boosted model: {e}"))
     }
 }
 

@@ -38,11 +38,11 @@ fn a_step_function_is_learned_exactly() {
     };
     let m = fit_regressor(&x, &y, &[false], &opts).unwrap();
     // Baseline 3, one split at 99.5, leaves −2 and +2, every prediction exact.
-    assert_eq!(m.predict(&x).unwrap(), y);
+    assert_eq!(m.predict(&x), y);
     let root = &m.trees[0].nodes[0];
     assert_eq!((root.feature, root.threshold), (0, 99.5));
     let probe = Matrix::from_vecs(&[vec![99.4], vec![99.6], vec![-1e9], vec![1e9]]).unwrap();
-    assert_eq!(m.predict(&probe).unwrap(), vec![1.0, 5.0, 1.0, 5.0]);
+    assert_eq!(m.predict(&probe), vec![1.0, 5.0, 1.0, 5.0]);
     assert_eq!(m.feature_importances(), vec![1.0]);
 }
 
@@ -62,7 +62,7 @@ fn an_additive_model_is_learned() {
     let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 5 != 0);
     let pick = |idx: &[usize]| idx.iter().map(|&i| y[i]).collect::<Vec<f64>>();
     let m = fit_regressor(&x.select_rows(&train), &pick(&train), &[false; 4], &quiet()).unwrap();
-    let pred = m.predict(&x.select_rows(&test)).unwrap();
+    let pred = m.predict(&x.select_rows(&test));
     let err = rmse(&pred, &pick(&test));
     // The target's standard deviation is about 1.4 and its noise 0.1.
     assert!(err < 0.16, "test RMSE {err}");
@@ -96,7 +96,7 @@ fn missing_values_go_where_they_fit_best() {
     let m = fit_regressor(&x, &y, &[false], &opts).unwrap();
     let probe = Matrix::from_vecs(&[vec![f64::NAN], vec![10.0], vec![90.0]]).unwrap();
     // Exact but for the f32 rounding of the gradients.
-    assert_close(&m.predict(&probe).unwrap(), &[10.0, 0.0, 10.0], 1e-5);
+    assert_close(&m.predict(&probe), &[10.0, 0.0, 10.0], 1e-5);
     let root = &m.trees[0].nodes[0];
     assert!(
         !root.missing_left,
@@ -112,7 +112,7 @@ fn missing_values_go_where_they_fit_best() {
         .collect();
     let m = fit_regressor(&x, &y2, &[false], &opts).unwrap();
     assert!(m.trees[0].nodes[0].missing_left);
-    assert_close(&m.predict(&probe).unwrap(), &[0.0, 0.0, 10.0], 1e-5);
+    assert_close(&m.predict(&probe), &[0.0, 0.0, 10.0], 1e-5);
 }
 
 #[test]
@@ -129,17 +129,13 @@ fn without_missing_values_in_training_they_follow_the_larger_child() {
     };
     let m = fit_regressor(&x, &y, &[false], &opts).unwrap();
     assert!(m.trees[0].nodes[0].missing_left);
-    let p = m
-        .predict(&Matrix::from_vecs(&[vec![f64::NAN]]).unwrap())
-        .unwrap();
+    let p = m.predict(&Matrix::from_vecs(&[vec![f64::NAN]]).unwrap());
     assert!((p[0] + 1.0).abs() < 1e-6, "{p:?}");
     // The other way round.
     let y: Vec<f64> = (0..100).map(|i| if i < 30 { -1.0 } else { 2.0 }).collect();
     let m = fit_regressor(&x, &y, &[false], &opts).unwrap();
     assert!(!m.trees[0].nodes[0].missing_left);
-    let p = m
-        .predict(&Matrix::from_vecs(&[vec![f64::NAN]]).unwrap())
-        .unwrap();
+    let p = m.predict(&Matrix::from_vecs(&[vec![f64::NAN]]).unwrap());
     assert!((p[0] - 2.0).abs() < 1e-6, "{p:?}");
 }
 
@@ -161,7 +157,7 @@ fn a_non_monotonic_categorical_split_is_found_in_one_split() {
         ..quiet()
     };
     let m = fit_regressor(&x, &y, &[true], &opts).unwrap();
-    assert_eq!(m.predict(&x).unwrap(), y);
+    assert_eq!(m.predict(&x), y);
     let tree = &m.trees[0];
     assert_eq!(tree.nodes.len(), 3);
     let set = tree.category_sets[tree.nodes[0].categories.unwrap() as usize];
@@ -171,11 +167,11 @@ fn a_non_monotonic_categorical_split_is_found_in_one_split() {
     assert!(left == [0, 2, 5] || left == [1, 3, 4], "{left:?}");
     // The same codes as numbers need more than one split.
     let numeric = fit_regressor(&x, &y, &[false], &opts).unwrap();
-    assert!(rmse(&numeric.predict(&x).unwrap(), &y) > 1.0);
+    assert!(rmse(&numeric.predict(&x), &y) > 1.0);
     // An unseen code (and a value that is no code) is treated as missing: with no missing
     // values in training it follows the larger child (equal here, so the right one).
     let probe = Matrix::from_vecs(&[vec![9.0], vec![f64::NAN], vec![1.5], vec![3.0]]).unwrap();
-    let p = m.predict(&probe).unwrap();
+    let p = m.predict(&probe);
     assert_eq!(p[0], p[1]);
     assert_eq!(p[2], p[1]);
     assert_eq!(p[3], 10.0);
@@ -203,7 +199,7 @@ fn planted(n: usize, n_classes: u32, seed: u64) -> (Matrix, Vec<u32>) {
 }
 
 fn accuracy(m: &Booster, x: &Matrix, labels: &[u32]) -> f64 {
-    let p = m.predict(x).unwrap();
+    let p = m.predict(x);
     let hits = p
         .iter()
         .zip(labels)
@@ -217,7 +213,7 @@ fn binary_classification_of_a_planted_problem() {
     let (x, y) = planted(2000, 2, 5);
     let (xt, yt) = planted(1000, 2, 6);
     let m = fit_classifier(&x, &y, 2, &[false; 3], &quiet()).unwrap();
-    let p = m.predict_proba(&xt).unwrap();
+    let p = m.predict_proba(&xt);
     assert_eq!((p.rows, p.cols), (1000, 2));
     for i in 0..p.rows {
         let row = p.row(i);
@@ -241,7 +237,7 @@ fn three_class_classification_of_a_planted_problem() {
     let (xt, yt) = planted(1000, 3, 8);
     let m = fit_classifier(&x, &y, 3, &[false; 3], &quiet()).unwrap();
     assert_eq!(m.objective, Objective::MultinomialLogLoss { n_classes: 3 });
-    let p = m.predict_proba(&xt).unwrap();
+    let p = m.predict_proba(&xt);
     assert_eq!(p.cols, 3);
     for i in 0..p.rows {
         assert!((p.row(i).iter().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -249,7 +245,7 @@ fn three_class_classification_of_a_planted_problem() {
     let acc = accuracy(&m, &xt, &yt);
     assert!(acc > 0.93, "accuracy {acc}");
     // Predicted classes are the most probable ones.
-    let classes = m.predict(&xt).unwrap();
+    let classes = m.predict(&xt);
     for (i, &c) in classes.iter().enumerate().take(50) {
         let row = p.row(i);
         assert!(row.iter().all(|&v| v <= row[c as usize]));
@@ -308,7 +304,7 @@ fn models_are_deterministic_and_ignore_the_thread_count() {
         "another seed, another validation split"
     );
     assert_eq!(one.validation_scores.len(), one.n_iter() + 1);
-    assert_eq!(one.predict(&x).unwrap(), fit(2, 4).predict(&x).unwrap());
+    assert_eq!(one.predict(&x), fit(2, 4).predict(&x));
 }
 
 #[test]
@@ -526,6 +522,10 @@ fn bad_options_are_refused() {
             tol: -1e-9,
             ..quiet()
         },
+        Options {
+            n_threads: MAX_THREADS + 1,
+            ..quiet()
+        },
     ];
     for o in bad {
         let err = fit_regressor(&x, &[1.0, 2.0], &[false], &o).unwrap_err();
@@ -548,7 +548,7 @@ fn a_constant_target_or_too_few_rows_give_the_baseline() {
     let x = Matrix::from_vecs(&[vec![1.0], vec![2.0], vec![3.0]]).unwrap();
     // Fewer than 2 × min_samples_leaf rows: no split, every prediction is the mean.
     let m = fit_regressor(&x, &[1.0, 2.0, 6.0], &[false], &quiet()).unwrap();
-    assert_eq!(m.predict(&x).unwrap(), vec![3.0; 3]);
+    assert_eq!(m.predict(&x), vec![3.0; 3]);
     assert_eq!(m.feature_importances(), vec![0.0]);
     assert_eq!(m.n_iter(), 100);
     // Constant features: nothing to split on either.

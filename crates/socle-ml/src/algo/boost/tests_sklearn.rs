@@ -76,7 +76,7 @@ fn sklearn_small_regression() {
     let m = fit_regressor(&x, &y, &[false, false, true], &opts).unwrap();
     assert_eq!(m.n_iter(), 10);
     // The same trees and sums as sklearn: agreement to the last bit or so.
-    assert_close(&m.predict(&small_new_rows()).unwrap(), &want, 1e-12);
+    assert_close(&m.predict(&small_new_rows()), &want, 1e-12);
 }
 
 #[test]
@@ -104,9 +104,10 @@ fn sklearn_small_binary() {
         ..quiet()
     };
     let m = fit_classifier(&x, &labels, 2, &[false, false, true], &opts).unwrap();
-    let p = m.predict_proba(&small_new_rows()).unwrap();
+    assert_eq!(m.n_classes(), 2);
+    let p = m.predict_proba(&small_new_rows());
     assert_close(&p.column(1), &want, 1e-12);
-    let classes = m.predict(&small_new_rows()).unwrap();
+    let classes = m.predict(&small_new_rows());
     assert_eq!(classes, vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
 }
 
@@ -172,7 +173,7 @@ fn sklearn_small_multiclass() {
     };
     let m = fit_classifier(&x, &labels, 3, &[false, false, true], &opts).unwrap();
     assert_eq!(m.trees.len(), 30, "one tree per class per iteration");
-    let p = m.predict_proba(&small_new_rows()).unwrap();
+    let p = m.predict_proba(&small_new_rows());
     for (i, row) in want.iter().enumerate() {
         assert_close(p.row(i), row, 1e-12);
     }
@@ -207,11 +208,7 @@ fn the_model_round_trips_through_json() {
         assert_eq!(shape(a), shape(b));
     }
     let rows = small_new_rows();
-    assert_close(
-        &back.predict(&rows).unwrap(),
-        &m.predict(&rows).unwrap(),
-        1e-12,
-    );
+    assert_close(&back.predict(&rows), &m.predict(&rows), 1e-12);
     assert_eq!(back.format_version, FORMAT_VERSION);
 
     // Options: sklearn's defaults for missing fields, unknown fields refused.
@@ -227,19 +224,19 @@ fn the_model_round_trips_through_json() {
     damaged.trees[0].nodes[0].left = 0;
     damaged.trees[0].nodes[0].right = 0;
     assert!(
-        damaged.predict(&rows).is_ok(),
+        damaged.try_predict(&rows).is_ok(),
         "a root leaf is still a tree"
     );
     let mut damaged = m.clone();
     damaged.trees[1].nodes[1].left = 1;
     assert!(
-        matches!(damaged.predict(&rows), Err(BoostError::BadModel(_))),
+        matches!(damaged.try_predict(&rows), Err(BoostError::BadModel(_))),
         "a loop"
     );
     let mut damaged = m.clone();
     damaged.format_version = 99;
     assert!(matches!(
-        damaged.predict(&rows),
+        damaged.try_predict(&rows),
         Err(BoostError::BadModel(_))
     ));
     let mut damaged = m;
@@ -262,12 +259,32 @@ fn predictions_need_the_training_columns() {
     )
     .unwrap();
     assert_eq!(
-        m.predict(&Matrix::zeros(2, 2)).unwrap_err(),
+        m.try_predict(&Matrix::zeros(2, 2)).unwrap_err(),
         BoostError::WrongColumnCount {
             expected: 3,
             got: 2
         }
     );
-    assert_eq!(m.predict_proba(&x).unwrap_err(), BoostError::NotAClassifier);
-    assert!(m.predict(&Matrix::zeros(0, 3)).unwrap().is_empty());
+    assert_eq!(
+        m.try_predict_proba(&x).unwrap_err(),
+        BoostError::NotAClassifier
+    );
+    assert!(m.predict(&Matrix::zeros(0, 3)).is_empty());
+    assert_eq!(m.n_classes(), 0);
+}
+
+#[test]
+#[should_panic(expected = "the matrix has 2 columns but the model was trained on 3")]
+fn predict_panics_on_the_wrong_columns() {
+    let (x, y) = small();
+    let m = fit_regressor(
+        &x,
+        &y,
+        &[false, false, true],
+        &Options {
+            max_iter: 1,
+            ..quiet()
+        },
+    );
+    m.unwrap().predict(&Matrix::zeros(1, 2));
 }
