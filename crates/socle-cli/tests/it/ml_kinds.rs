@@ -220,3 +220,175 @@ fn recommendations_come_from_the_users_group_and_new_users_are_folded_in() {
         );
     }
 }
+
+/// 400 rows: y = 3·x + the category's effect + small noise; some x are NULL.
+const POSTS: &str = "CREATE TABLE main.posts AS
+    SELECT value AS id,
+           CASE WHEN value % 17 = 0 THEN NULL ELSE (value % 50) * 0.1 END AS x,
+           CASE value % 3 WHEN 0 THEN 'music' WHEN 1 THEN 'news' ELSE 'games' END AS channel,
+           3 * ((value % 50) * 0.1) + CASE value % 3 WHEN 0 THEN 10 WHEN 1 THEN 0 ELSE -5 END
+               + ((value * 13) % 7 - 3) * 0.05 AS views,
+           CASE WHEN (value % 50) * 0.1 > 2.5 THEN 'high' ELSE 'low' END AS level
+    FROM range(400)";
+
+#[test]
+fn regression_and_classification_learn_numbers_categories_and_missing_values() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", POSTS]);
+    write(
+        &dir,
+        "ml/views.yml",
+        "kind: regression
+input: { table: main.posts }
+columns: { target: views, features: [x], categorical: [channel], id: id }
+params: { learner: boosted, min_samples_leaf: 5 }
+validation: { method: kfold, folds: 4, metric: rmse, grid: { learning_rate: [0.05, 0.3] } }
+",
+    );
+    let report = json(&dir, &["ml", "train", "views", "--format", "json"]);
+    let m = &report["metrics"];
+    assert!(m["rmse"].as_f64().unwrap() < 1.0, "{report}");
+    assert!(
+        m["rmse.fold4"].is_f64() && m["grid.candidates"] == 2.0,
+        "{report}"
+    );
+    let importance = query(
+        &dir,
+        "SELECT feature, importance FROM ml.views_importance ORDER BY feature",
+    );
+    assert_eq!(importance.len(), 2, "{importance:?}");
+    assert!(
+        importance
+            .iter()
+            .all(|r| r["importance"].as_f64().unwrap() > 0.05),
+        "{importance:?}"
+    );
+    // New rows: an unseen category and a missing x still get a prediction.
+    ok(
+        &dir,
+        &[
+            "sql",
+            "CREATE TABLE main.new_posts AS SELECT * FROM (VALUES (1, 2.0, 'music'), (2, NULL, 'news'), (3, 1.0, 'cooking')) AS t(id, x, channel)",
+        ],
+    );
+    ok(
+        &dir,
+        &[
+            "ml",
+            "predict",
+            "views",
+            "--input",
+            "main.new_posts",
+            "--output",
+            "ml.views_new",
+        ],
+    );
+    let p = query(&dir, "SELECT id, prediction FROM ml.views_new ORDER BY id");
+    assert_eq!(p.len(), 3);
+    assert!(
+        (p[0]["prediction"].as_f64().unwrap() - 16.0).abs() < 1.5,
+        "{p:?}"
+    );
+    assert!(p.iter().all(|r| r["prediction"].is_f64()), "{p:?}");
+
+    // A linear learner: categories become 0/1 columns; rows with a NULL are left out.
+    write(
+        &dir,
+        "ml/views_lin.yml",
+        "kind: regression\ninput: { table: main.posts }\ncolumns: { target: views, features: [x], categorical: [channel] }\nparams: { learner: ridge, alpha: 0.001 }\nvalidation: { method: holdout }\n",
+    );
+    let lin = json(&dir, &["ml", "train", "views_lin", "--format", "json"]);
+    assert!(lin["metrics"]["rmse"].as_f64().unwrap() < 0.2, "{lin}");
+    let features = query(
+        &dir,
+        "SELECT feature FROM ml.views_lin_importance ORDER BY feature",
+    );
+    assert_eq!(features.len(), 3, "{features:?}"); // x, channel=music, channel=news
+
+    // Classification: the level follows x.
+    write(
+        &dir,
+        "ml/level.yml",
+        "kind: classification\ninput: { table: main.posts }\ncolumns: { target: level, features: [x] }\nvalidation: { method: kfold, folds: 3, metric: accuracy }\n",
+    );
+    let c = json(&dir, &["ml", "train", "level", "--format", "json"]);
+    assert!(c["metrics"]["accuracy"].as_f64().unwrap() > 0.95, "{c}");
+    ok(
+        &dir,
+        &[
+            "ml",
+            "predict",
+            "level",
+            "--input",
+            "SELECT 4.0 AS x UNION ALL SELECT 0.5",
+        ],
+    );
+    let p = query(
+        &dir,
+        "SELECT x, prediction, probability, probability_high + probability_low AS total FROM ml.level_predictions ORDER BY x",
+    );
+    assert_eq!(p[0]["prediction"], "low", "{p:?}");
+    assert_eq!(p[1]["prediction"], "high", "{p:?}");
+    assert!((p[0]["total"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn bad_inputs_are_named_with_the_model_and_column() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", POSTS]);
+    let train = |spec: &str| {
+        write(&dir, "ml/m.yml", spec);
+        let (okay, _, err) = run(&dir, &["ml", "train", "m"]);
+        assert!(!okay, "{spec}");
+        err
+    };
+    // Text where numbers are needed.
+    let err = train(
+        "kind: regression\ninput: { table: main.posts }\ncolumns: { target: channel, features: [x] }\n",
+    );
+    assert!(
+        err.contains("model `m`")
+            && err.contains("column `channel`")
+            && err.contains("not numbers"),
+        "{err}"
+    );
+    // A single class.
+    let err = train(
+        "kind: classification\ninput: { sql: \"SELECT x, 'a' AS k FROM main.posts\" }\ncolumns: { target: k, features: [x] }\n",
+    );
+    assert!(err.contains("column `k` has 1 class(es)"), "{err}");
+    // An empty input.
+    let err = train(
+        "kind: regression\ninput: { sql: \"SELECT * FROM main.posts WHERE id < 0\" }\ncolumns: { target: views, features: [x] }\n",
+    );
+    assert!(err.contains("the input has no rows"), "{err}");
+    // log(1 + y) of a value at or below -1.
+    let err = train(
+        "kind: regression\ninput: { sql: \"SELECT x, views - 100 AS v FROM main.posts\" }\ncolumns: { target: v, features: [x] }\nparams: { log_target: true }\n",
+    );
+    assert!(
+        err.contains("`log_target`") && err.contains("column `v`"),
+        "{err}"
+    );
+    // Infinite values.
+    let err = train(
+        "kind: clustering\ninput: { sql: \"SELECT CASE WHEN id = 3 THEN 1.0 / 0.0 ELSE x END AS x FROM main.posts\" }\ncolumns: { features: [x] }\nparams: { k: 2 }\n",
+    );
+    assert!(err.contains("column `x` has 1 infinite values"), "{err}");
+    // A series too short to fit.
+    let err = train(
+        "kind: forecast\ninput: { sql: \"SELECT to_timestamp(0) AS ds, 1.0 AS y\" }\ncolumns: { time: ds, target: y }\n",
+    );
+    assert!(
+        err.contains("model `m`") && err.contains("at least 2"),
+        "{err}"
+    );
+    // A basket table with NULL items: they are skipped, counted as nothing.
+    write(
+        &dir,
+        "ml/b.yml",
+        "kind: association_rules\ninput: { sql: \"SELECT id % 10 AS b, CASE WHEN id % 4 = 0 THEN NULL ELSE channel END AS i FROM main.posts\" }\ncolumns: { basket: b, item: i }\nparams: { min_support: 0.5, min_confidence: 0.5 }\n",
+    );
+    let r = json(&dir, &["ml", "train", "b", "--format", "json"]);
+    assert_eq!(r["metrics"]["baskets"], 10.0, "{r}");
+}

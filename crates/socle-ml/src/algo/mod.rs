@@ -3,6 +3,7 @@
 //! deterministic given its seed ([`Rng`]).
 
 pub mod anomaly;
+pub mod boost;
 pub mod forecast;
 pub mod fpgrowth;
 pub mod kmeans;

@@ -172,8 +172,8 @@ kinds! {
     anomaly => Anomaly(Anomaly);
     clustering => Clustering(Clustering);
     forecast => Forecast(Forecast);
-    // regression => Regression(Regression);
-    // classification => Classification(Classification);
+    regression => Regression(Regression);
+    classification => Classification(Classification);
     recommend => Recommend(Recommend);
 }
 

@@ -174,7 +174,7 @@ impl Settings {
         Ok(boost::Options {
             learning_rate: self.learning_rate,
             max_iter: self.max_iter,
-            max_leaf_nodes: self.max_leaf_nodes,
+            max_leaf_nodes: Some(self.max_leaf_nodes),
             max_depth: self.max_depth,
             min_samples_leaf: self.min_samples_leaf,
             l2_regularization: self.l2_regularization,
@@ -190,7 +190,7 @@ impl Settings {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "learner", rename_all = "snake_case")]
 enum Learner {
-    Boosted { booster: Booster },
+    Boosted { booster: Box<Booster> },
     Linear { scaler: Option<Scaler>, model: LinearModel },
     Logistic { scaler: Option<Scaler>, model: LogisticModel },
 }
@@ -254,7 +254,9 @@ fn fit(
                 boost::fit_regressor(x, y, &mask, &opts)
             }
             .map_err(|e| err(e.to_string()))?;
-            Ok(Learner::Boosted { booster })
+            Ok(Learner::Boosted {
+                booster: Box::new(booster),
+            })
         }
         learner => {
             // Linear learners take complete rows only.
