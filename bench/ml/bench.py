@@ -10,7 +10,11 @@
 4. `recommend`: MovieLens ratings, each user's last 20% held out, vs implicit 0.7
    (`AlternatingLeastSquares`, `CosineRecommender`) and a most-popular baseline:
    precision@10 / recall@10 computed the same way on both sides; fold-in latency.
-5. `regression`: pending (the boosted learner is being written).
+5. `regression`: make_friedman1 (100,000 rows) plus three categorical columns, 5% of every
+   feature missing: socle's boosted learner vs scikit-learn `HistGradientBoostingRegressor`
+   (native categorical support), 5-fold RMSE (different random folds on each side), fit time
+   on every row; socle's lasso vs sklearn `Lasso` on the complete rows, standardised:
+   coefficients to 1e-6.
 
 socle runs as a user runs it: a fresh project per comparison (`socle init`), the data loaded
 with `socle load`, `ml/<name>.yml`, `socle ml train NAME --format json`, outputs read back
@@ -123,8 +127,9 @@ class Socle:
         with open(os.path.join(self.dir, "ml", f"{name}.yml"), "w") as f:
             f.write(text)
 
-    def train(self, name):
-        """Trains `name`: its report, and fit / duration / wall seconds and peak MiB."""
+    def train(self, name, since="fitting"):
+        """Trains `name`: its report, and fit / duration / wall seconds and peak MiB. The fit
+        runs from the progress line `since` (its first occurrence) to `writing the version`."""
         run = self.run("-v", "--log-json", "ml", "train", name, "--format", "json")
         report = json.loads(run.out)
         marks = {}
@@ -134,13 +139,18 @@ class Socle:
             except ValueError:
                 continue
             message = entry.get("fields", {}).get("message")
-            if message in ("fitting", "writing the version"):
+            if message in (since, "writing the version") and message not in marks:
                 marks[message] = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
         fit = None
         if len(marks) == 2:
-            fit = (marks["writing the version"] - marks["fitting"]).total_seconds()
+            fit = (marks["writing the version"] - marks[since]).total_seconds()
         return {"report": report, "fit_s": fit, "duration_s": report["duration_ms"] / 1000,
                 "wall_s": run.wall, "peak_mib": run.peak_mib}
+
+    def model_file(self, name, version):
+        """A version's stored model (`model.json` in the lake)."""
+        with open(os.path.join(self.dir, ".socle", "lake", "models", name, str(version), "model.json")) as f:
+            return json.load(f)
 
     def predict(self, name, input_sql, output=None):
         args = ["ml", "predict", name, "--input", input_sql, "--format", "json"]
@@ -174,9 +184,9 @@ def run_peer(name, payload, repeat=1, env=None):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def train_repeated(project, name, repeat):
+def train_repeated(project, name, repeat, since="fitting"):
     """Trains `repeat` times: the first report, median times, largest peak."""
-    runs = [project.train(name) for _ in range(repeat)]
+    runs = [project.train(name, since) for _ in range(repeat)]
     med = lambda key: statistics.median(r[key] for r in runs) if all(r[key] is not None for r in runs) else None
     return {"report": runs[0]["report"], "fit_s": med("fit_s"), "duration_s": med("duration_s"),
             "wall_s": med("wall_s"), "peak_mib": max(r["peak_mib"] for r in runs)}
@@ -592,7 +602,7 @@ def bench_clustering(args, t):
         project.spec(name, f"kind: clustering\ninput: {{ table: main.{name} }}\ncolumns: {{ features: [{', '.join(cols)}] }}\n"
                            f"params: {{ k: 8, n_init: 10, standardize: {'true' if standardize else 'false'} }}\n")
         s = train_repeated(project, name, args.repeat)
-        labels = [r["cluster"] for r in project.sql(f'SELECT id, "cluster" FROM ml.{name} ORDER BY id')]
+        labels = [r["cluster_id"] for r in project.sql(f"SELECT id, cluster_id FROM ml.{name} ORDER BY id")]
         p, p_wall, p_peak, p_t = run_peer("kmeans", {"csv": path, "features": cols, "standardize": standardize,
                                                      "k": 8, "n_init": 10}, args.repeat)
         inertia = s["report"]["metrics"]["inertia"]
@@ -856,17 +866,174 @@ def peer_recommend(p):
 # ---------------------------------------------------------------------------------------------
 # 5. regression
 
+REG_ROWS = 100_000
+REG_FEATURES = [f"x{i}" for i in range(10)]
+# name, levels, label prefix; the first adds an effect to the target, the others are noise.
+REG_CATEGORICAL = [("cat_effect", 6, "e"), ("cat_noise5", 5, "n"), ("cat_noise12", 12, "m")]
+REG_MISSING = 0.05
+REG_FOLDS = 5
+LASSO_ALPHA = 0.1
+LASSO_PEER = {"tol": 1e-10, "max_iter": 1_000_000}
+LASSO_SOCLE = {"tol": 1e-4, "max_iter": 10_000}  # fixed inside socle (`fit` in regression.rs)
+LASSO_COEF_TOL = 1e-6
+
+
+def friedman_data(path):
+    """make_friedman1(100,000 rows, 10 features, noise 1, random_state 0) plus three categorical
+    columns (`cat_effect`: 6 levels, each adding an effect drawn once to `y`; two of pure noise,
+    5 and 12 levels), then 5% of every feature column's values blanked (NULL). Seeded: the
+    same file every time. Returns the effects."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_friedman1
+    x, y = make_friedman1(n_samples=REG_ROWS, n_features=len(REG_FEATURES), noise=1.0, random_state=0)
+    rng = np.random.default_rng(0)
+    effects = rng.normal(0.0, 2.0, size=REG_CATEGORICAL[0][1])
+    codes = {name: rng.integers(0, levels, size=REG_ROWS) for name, levels, _ in REG_CATEGORICAL}
+    y = y + effects[codes[REG_CATEGORICAL[0][0]]]
+    df = pd.DataFrame({"y": y} | {c: x[:, j] for j, c in enumerate(REG_FEATURES)})
+    for name, levels, prefix in REG_CATEGORICAL:
+        df[name] = pd.Series([f"{prefix}{k:02d}" for k in codes[name]], dtype=object)
+    blank = int(round(REG_ROWS * REG_MISSING))
+    for c in REG_FEATURES + [n for n, _, _ in REG_CATEGORICAL]:
+        df.loc[rng.choice(REG_ROWS, size=blank, replace=False), c] = np.nan if c in REG_FEATURES else None
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        df.to_csv(path + ".tmp", index=False, float_format="%.17g", na_rep="")
+        os.replace(path + ".tmp", path)
+    return [float(e) for e in effects]
+
 
 def bench_regression(args, t):
-    # PENDING: socle's gradient-boosted learner is being written. Compare it with
-    # scikit-learn's HistGradientBoostingRegressor (and LinearRegression for `method: linear`)
-    # on a real data set once it lands: RMSE / R² on the same holdout, fit time, peak memory.
-    raise NotImplementedError("regression: pending - the boosted learner is being written")
+    path = os.path.join(DATA, "regression", "friedman1_100k_cat3_missing5.csv")
+    effects = friedman_data(path)
+    categorical = [n for n, _, _ in REG_CATEGORICAL]
+    project = Socle(args.socle, args.work, "regression")
+    project.load(path, "main.f")
+    columns = (f"columns: {{ target: y, features: [{', '.join(REG_FEATURES)}], "
+               f"categorical: [{', '.join(categorical)}] }}\n")
+    project.spec("boosted_cv", f"kind: regression\ninput: {{ table: main.f }}\n{columns}params: {{ learner: boosted }}\n"
+                               f"validation: {{ method: kfold, folds: {REG_FOLDS}, shuffle: true }}\n")
+    project.spec("boosted", f"kind: regression\ninput: {{ table: main.f }}\n{columns}params: {{ learner: boosted }}\n")
+    complete = " AND ".join(f"{c} IS NOT NULL" for c in REG_FEATURES)
+    project.spec("lasso", f"kind: regression\ninput: {{ sql: 'SELECT y, {', '.join(REG_FEATURES)} FROM main.f "
+                          f"WHERE {complete}' }}\ncolumns: {{ target: y, features: [{', '.join(REG_FEATURES)}] }}\n"
+                          f"params: {{ learner: lasso, alpha: {LASSO_ALPHA}, standardize: true }}\n")
+    # The k-fold training: the 5 validation fits, then the fit on every row (timed from its
+    # progress line); the training without validation: the fit on every row alone.
+    cv = train_repeated(project, "boosted_cv", args.repeat, since="fitting on every row")
+    full = train_repeated(project, "boosted", args.repeat)
+    lasso = project.train("lasso")
+    m = cv["report"]["metrics"]
+    s_folds = [m[f"rmse.fold{f + 1}"] for f in range(REG_FOLDS)]
+    s_trees = len(project.model_file("boosted", full["report"]["version"])["fitted"]["learner"]["booster"]["trees"])
+    lasso_file = project.model_file("lasso", lasso["report"]["version"])["fitted"]["learner"]
+    p, p_wall, p_peak, p_t = run_peer("regression", {"csv": path, "features": REG_FEATURES, "categorical": categorical,
+                                                     "folds": REG_FOLDS, "alpha": LASSO_ALPHA}, args.repeat)
+    case = f"friedman1 {REG_ROWS // 1000}k x {len(REG_FEATURES)} + 3 categorical, 5% missing"
+    t.add(case, f"{REG_FOLDS}-fold RMSE, mean (different random folds on each side)", m["rmse"], p["cv_rmse"],
+          target="<= 1.05", note=f"std socle {m['rmse.std']:.4f}, sklearn {statistics.pstdev(p['cv_folds']):.4f}")
+    t.add(case, "boosting iterations, fit on every row (early stopping)", s_trees, p["n_iter"], ratio=None)
+    t.add(case, "fit s on every row (socle fit, training without validation / sklearn .fit)", full["fit_s"],
+          p_t["fit_s"], target="<= 1", note="socle: `fitting` to `writing the version`, input encoding included")
+    t.add(case, "fit s on every row (socle k-fold training: `fitting on every row` on)", cv["fit_s"], p_t["fit_s"],
+          note="that progress line is logged up to 0.2 s after the fit starts (polled)")
+    t.add(case, "socle duration_ms without validation / sklearn .fit s", full["duration_s"], p_t["fit_s"])
+    t.add(case, "k-fold training s (socle duration_ms / sklearn 5 fits + fit on every row)", cv["duration_s"],
+          p_t["cv_s"] + p_t["fit_s"])
+    t.add(case, "process wall s (socle k-fold train / whole peer script)", cv["wall_s"], p_wall,
+          note="the peer script also fits the lasso")
+    t.add(case, "peak MiB (socle k-fold train / whole peer script)", cv["peak_mib"], p_peak)
+    t.add(case, "peak MiB (socle train without validation / whole peer script)", full["peak_mib"], p_peak)
+    # Lasso on the complete rows, standardised on both sides.
+    s_coef, s_icpt = lasso_file["model"]["coef"], lasso_file["model"]["intercept"]
+    s_scaler = lasso_file["scaler"]
+    diff = lambda a, b: max(abs(u - v) for u, v in zip(a, b))
+    coef_diff = diff(s_coef, p["lasso"]["coef"])
+    lcase = f"lasso alpha={LASSO_ALPHA}, complete rows, standardised"
+    s_rows = int(lasso["report"]["metrics"]["rows"])
+    t.add(lcase, "rows (complete numeric rows)", s_rows, p["lasso"]["rows"], ratio=None, target="equal",
+          passed=s_rows == p["lasso"]["rows"])
+    t.add(lcase, "scaler max |diff| (mean, scale) vs StandardScaler", max(diff(s_scaler["mean"], p["lasso"]["mean"]),
+                                                                         diff(s_scaler["scale"], p["lasso"]["scale"])),
+          None, ratio=None)
+    t.add(lcase, f"coef max |diff| vs sklearn (tol {LASSO_PEER['tol']:g})", coef_diff, None, ratio=None,
+          target=f"<= {LASSO_COEF_TOL:g}", on="socle",
+          note=f"socle fits with tol {LASSO_SOCLE['tol']:g}, max_iter {LASSO_SOCLE['max_iter']:,} (fixed)")
+    t.add(lcase, "intercept |diff| vs sklearn", abs(s_icpt - p["lasso"]["intercept"]), None, ratio=None)
+    t.add(lcase, f"coef max |diff| vs sklearn with socle's tol {LASSO_SOCLE['tol']:g}",
+          diff(s_coef, p["lasso_socle_tol"]["coef"]), None, ratio=None,
+          note="information: sklearn with the tolerance socle uses")
+    t.add(lcase, "fit s (socle fit / sklearn Lasso.fit, tol 1e-10)", lasso["fit_s"], p_t["lasso_fit_s"])
+    t.details["data"] = {"csv": path, "rows": REG_ROWS, "features": REG_FEATURES, "categorical": REG_CATEGORICAL,
+                         "cat_effect_effects": effects, "missing_share": REG_MISSING,
+                         "generator": "make_friedman1(n_samples=100_000, n_features=10, noise=1.0, random_state=0); "
+                                      "numpy default_rng(0) for effects, categories and blanks"}
+    t.details["boosted"] = {
+        "socle_kfold": {k: v for k, v in cv.items() if k != "report"} | {"metrics": m, "fit_from": "fitting on every row"},
+        "socle_no_validation": {k: v for k, v in full.items() if k != "report"} | {"trees": s_trees},
+        "sklearn": {"cv_rmse": p["cv_rmse"], "cv_folds": p["cv_folds"], "fold_n_iter": p["fold_n_iter"],
+                    "n_iter": p["n_iter"], "threads": p["threads"], "wall_s": p_wall, "peak_mib": p_peak, **p_t},
+        "socle_folds": s_folds,
+        "note": "socle's folds (seed 42) and sklearn's (KFold(shuffle=True, random_state=0)) are different random splits; "
+                "so are the early-stopping holdouts (socle seed 42, sklearn random_state=0)"}
+    t.details["lasso"] = {"socle": {"coef": s_coef, "intercept": s_icpt, "scaler": s_scaler, "fit_s": lasso["fit_s"],
+                                    "duration_s": lasso["duration_s"], "tol": LASSO_SOCLE["tol"],
+                                    "max_iter": LASSO_SOCLE["max_iter"], "metrics": lasso["report"]["metrics"]},
+                          "sklearn": p["lasso"] | LASSO_PEER, "sklearn_socle_tol": p["lasso_socle_tol"] | LASSO_SOCLE,
+                          "coef_max_abs_diff": coef_diff}
+
+
+def peer_regression(p):
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Lasso
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+    df = pd.read_csv(p["csv"], float_precision="round_trip", keep_default_na=False, na_values=[""])
+    cols = {c: df[c].to_numpy(dtype="float64") for c in p["features"]}
+    for c in p["categorical"]:  # ordinal codes, NaN for missing
+        codes = pd.Categorical(df[c], categories=sorted(df[c].dropna().unique())).codes.astype("float64")
+        codes[codes < 0] = np.nan
+        cols[c] = codes
+    x = np.column_stack([cols[c] for c in p["features"] + p["categorical"]])
+    y = df["y"].to_numpy(dtype="float64")
+    cat = list(range(len(p["features"]), x.shape[1]))
+    make = lambda: HistGradientBoostingRegressor(categorical_features=cat, random_state=0)
+    folds, fold_iters = [], []
+    t0 = time.perf_counter()
+    for train, test in KFold(n_splits=p["folds"], shuffle=True, random_state=0).split(x):
+        model = make().fit(x[train], y[train])
+        folds.append(float(np.sqrt(np.mean((model.predict(x[test]) - y[test]) ** 2))))
+        fold_iters.append(int(model.n_iter_))
+    t1 = time.perf_counter()
+    full = make().fit(x, y)
+    t2 = time.perf_counter()
+    # Lasso: numeric features, complete rows, standardised.
+    n_num = len(p["features"])
+    keep = ~np.isnan(x[:, :n_num]).any(axis=1)
+    xc, yc = x[keep, :n_num], y[keep]
+    t3 = time.perf_counter()
+    scaler = StandardScaler().fit(xc)
+    xs = scaler.transform(xc)
+    lasso = Lasso(alpha=p["alpha"], **LASSO_PEER).fit(xs, yc)
+    t4 = time.perf_counter()
+    loose = Lasso(alpha=p["alpha"], **LASSO_SOCLE).fit(xs, yc)
+    fitted = lambda m: {"coef": [float(v) for v in m.coef_], "intercept": float(m.intercept_),
+                        "n_iter": int(m.n_iter_), "dual_gap": float(m.dual_gap_)}
+    return {"cv_rmse": float(np.mean(folds)), "cv_folds": folds, "fold_n_iter": fold_iters, "n_iter": int(full.n_iter_),
+            "threads": threads_info(),
+            "lasso": fitted(lasso) | {"rows": int(keep.sum()), "mean": scaler.mean_.tolist(),
+                                      "scale": scaler.scale_.tolist()},
+            "lasso_socle_tol": fitted(loose),
+            "timings": {"cv_s": t1 - t0, "fit_s": t2 - t1, "lasso_fit_s": t4 - t3}}
 
 
 # ---------------------------------------------------------------------------------------------
 
-PEERS = {"rules": peer_rules, "forecast": peer_forecast, "kmeans": peer_kmeans, "recommend": peer_recommend}
+PEERS = {"rules": peer_rules, "forecast": peer_forecast, "kmeans": peer_kmeans, "recommend": peer_recommend,
+         "regression": peer_regression}
 BENCHES = {"rules": bench_rules, "forecast": bench_forecast, "clustering": bench_clustering,
            "recommend": bench_recommend, "regression": bench_regression}
 
@@ -914,8 +1081,9 @@ def main():
     machine = {"cores": os.cpu_count(), "socle": args.socle, "socle_version": version,
                "socle_build": "debug" if "/debug/" in args.socle else "release", "repeat": args.repeat,
                "packages": versions(),
-               "threads": "socle: every core (its fits split rows over threads); sklearn KMeans, implicit: every core "
-                          "(OpenMP); implicit runs with OPENBLAS_NUM_THREADS=1 as it asks; Prophet (Stan): one"}
+               "threads": "socle: every core (its fits split rows over threads); sklearn KMeans, "
+                          "HistGradientBoosting, implicit: every core (OpenMP); implicit runs with "
+                          "OPENBLAS_NUM_THREADS=1 as it asks; Prophet (Stan): one"}
     machine["load_average_at_start"] = os.getloadavg()
     print(f"{version} ({machine['socle_build']} build, {args.socle}); {machine['cores']} cores, load average "
           f"{machine['load_average_at_start'][0]:.1f}; median of {args.repeat} run(s)", file=sys.stderr)

@@ -214,8 +214,12 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
             format: spec.kind.format(),
             fitted: trained.fitted,
         };
+        // Compact: a recommender's factors are tens of megabytes as pretty JSON.
         env.lake
-            .put(&format!("{dir}/model.json"), to_json(&file))
+            .put(
+                &format!("{dir}/model.json"),
+                serde_json::to_vec(&file).expect("model files serialize"),
+            )
             .await?;
         let mut outputs = Vec::new();
         for (suffix, batch) in trained.outputs {

@@ -131,12 +131,12 @@ fn clusters_are_found_and_k_is_chosen() {
     // Each planted group is one cluster.
     let purity = query(
         &dir,
-        "SELECT count(DISTINCT cluster) AS n FROM ml.groups GROUP BY id % 3 ORDER BY 1",
+        "SELECT count(DISTINCT cluster_id) AS n FROM ml.groups GROUP BY id % 3 ORDER BY 1",
     );
     assert!(purity.iter().all(|r| r["n"] == 1), "{purity:?}");
     let centers = query(
         &dir,
-        "SELECT cluster, size, x, y FROM ml.groups_centers ORDER BY x",
+        "SELECT cluster_id, size, x, y FROM ml.groups_centers ORDER BY x",
     );
     assert_eq!(centers.len(), 3);
     assert!(

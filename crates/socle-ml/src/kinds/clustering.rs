@@ -9,9 +9,9 @@
 //! params: { k: 5 }            # or k_min: 2, k_max: 10 to choose by silhouette
 //! ```
 //!
-//! The output is the input's rows and columns with `cluster` (0-based; NULL for a row with
+//! The output is the input's rows and columns with `cluster_id` (0-based; NULL for a row with
 //! a missing feature, left out of the fit and counted) and `distance` (to its centre, in
-//! standardised units); training also writes `<output>_centers` (`cluster`, `size`, and
+//! standardised units); training also writes `<output>_centers` (`cluster_id`, `size`, and
 //! each feature's centre in the data's own units).
 
 use std::collections::BTreeMap;
@@ -180,7 +180,7 @@ fn assign(model: &str, fitted: &Fitted, frame: &Frame) -> Result<RecordBatch, Ml
         distance[i] = Some(d2.sqrt());
     }
     frame.with_columns(vec![
-        ("cluster", OutColumn::Int(cluster)),
+        ("cluster_id", OutColumn::Int(cluster)),
         ("distance", OutColumn::Float(distance)),
     ])
 }
@@ -197,7 +197,7 @@ fn centers_table(fitted: &Fitted, labels: &[u32]) -> RecordBatch {
         None => fitted.model.centers.clone(),
     };
     let mut columns = vec![
-        ("cluster", OutColumn::Int((0..k as i64).map(Some).collect())),
+        ("cluster_id", OutColumn::Int((0..k as i64).map(Some).collect())),
         ("size", OutColumn::Int(sizes.into_iter().map(Some).collect())),
     ];
     for (j, name) in fitted.features.iter().enumerate() {
