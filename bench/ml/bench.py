@@ -148,9 +148,13 @@ class Socle:
                 "wall_s": run.wall, "peak_mib": run.peak_mib}
 
     def model_file(self, name, version):
-        """A version's stored model (`model.json` in the lake)."""
-        with open(os.path.join(self.dir, ".socle", "lake", "models", name, str(version), "model.json")) as f:
-            return json.load(f)
+        """A version's stored model: `model.json` (kind, format) with `fitted` from `fitted.json`."""
+        base = os.path.join(self.dir, ".socle", "lake", "models", name, str(version))
+        with open(os.path.join(base, "model.json")) as f:
+            out = json.load(f)
+        with open(os.path.join(base, "fitted.json")) as f:
+            out["fitted"] = json.load(f)
+        return out
 
     def predict(self, name, input_sql, output=None):
         args = ["ml", "predict", name, "--input", input_sql, "--format", "json"]

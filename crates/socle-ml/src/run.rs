@@ -5,8 +5,8 @@
 //! 1. plans the input and notes the Delta version of every table it reads;
 //! 2. reads the rows and fits the model (on a blocking thread: fits are CPU work);
 //! 3. claims the next version number (two trainings at once get two numbers);
-//! 4. writes `models/<name>/<version>/model.json` (the fitted model, in the kind's
-//!    versioned format) to the lake;
+//! 4. writes `models/<name>/<version>/fitted.json` (the fitted model, in the kind's
+//!    versioned format) and `model.json` (which kind and format) to the lake;
 //! 5. writes its output tables (one Delta commit each);
 //! 6. writes `version.json` (parameters, metrics, input and output versions, spec hash,
 //!    who, how long) and marks the version `ready`.
@@ -69,13 +69,12 @@ pub struct VersionInfo {
     pub outputs: Vec<InputTable>,
 }
 
-/// `model.json`: the fitted model.
+/// `model.json`: what `fitted.json` next to it holds (the kind and its format's version).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelFile {
     pub file_format: u32,
     pub kind: String,
     pub format: u32,
-    pub fitted: serde_json::Value,
 }
 
 /// Where a version's files are in the lake.
@@ -212,14 +211,13 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
             file_format: FILE_FORMAT,
             kind: spec.kind.name().to_string(),
             format: spec.kind.format(),
-            fitted: trained.fitted,
         };
-        // Compact: a recommender's factors are tens of megabytes as pretty JSON.
+        // Compact JSON as the kind wrote it: a recommender's factors are megabytes.
         env.lake
-            .put(
-                &format!("{dir}/model.json"),
-                serde_json::to_vec(&file).expect("model files serialize"),
-            )
+            .put(&format!("{dir}/fitted.json"), trained.fitted)
+            .await?;
+        env.lake
+            .put(&format!("{dir}/model.json"), to_json(&file))
             .await?;
         let mut outputs = Vec::new();
         for (suffix, batch) in trained.outputs {
@@ -383,13 +381,14 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).expect("model files serialize")
 }
 
-/// Reads a ready version's fitted model: `version` or the newest ready one.
+/// Reads a ready version's fitted model, `version` or the newest ready one: its number,
+/// `model.json` and the bytes of `fitted.json`.
 pub async fn load_version(
     model: &str,
     version: Option<i64>,
     lake: &Lake,
     meta: &MetaDb,
-) -> Result<(i64, ModelFile), MlError> {
+) -> Result<(i64, ModelFile, Vec<u8>), MlError> {
     let record = meta.ready_version(model, version).await?.ok_or_else(|| {
         MlError::NotFound(match version {
             Some(v) => format!("model `{model}` has no ready version {v}"),
@@ -419,7 +418,13 @@ pub async fn load_version(
             ),
         });
     }
-    Ok((record.version, file))
+    let fitted = lake
+        .get(&format!(
+            "{}/fitted.json",
+            version_dir(model, record.version)
+        ))
+        .await?;
+    Ok((record.version, file, fitted))
 }
 
 /// What a prediction run did.
@@ -440,7 +445,7 @@ pub async fn predict(
     output: Option<&str>,
     env: &Env<'_>,
 ) -> Result<PredictReport, MlError> {
-    let (version, file) = load_version(&spec.name, version, env.lake, env.meta).await?;
+    let (version, file, fitted) = load_version(&spec.name, version, env.lake, env.meta).await?;
     if file.kind != spec.kind.name() {
         return Err(MlError::Conflict(format!(
             "model `{}` version {version} is a `{}` model; ml/{}.yml now says `{}`: train it again",
@@ -466,7 +471,6 @@ pub async fn predict(
     let rows = frame.rows();
     let kind = spec.kind.clone();
     let name = spec.name.clone();
-    let fitted = file.fitted;
     let tables = tokio::task::spawn_blocking(move || kind.predict(&name, &fitted, &frame))
         .await
         .map_err(|e| MlError::data(&spec.name, format!("the prediction stopped: {e}")))??;

@@ -103,7 +103,16 @@ fn rules_train_predict_and_keep_versions() {
     assert_eq!(info["inputs"][0]["table"], "main.lines");
     assert!(info["inputs"][0]["version"].is_i64(), "{info}");
     assert_eq!(info["spec_hash"].as_str().unwrap().len(), 64);
-    assert!(dir.join(".socle/lake/models/basket/1/model.json").is_file());
+    let model: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".socle/lake/models/basket/1/model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(model["kind"], "association_rules");
+    let fitted: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".socle/lake/models/basket/1/fitted.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!fitted["rules"].as_array().unwrap().is_empty(), "{fitted}");
 
     // A second training is version 2; predict can still use version 1.
     let second = json(&dir, &["ml", "train", "basket", "--format", "json"]);

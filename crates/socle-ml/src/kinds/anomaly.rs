@@ -113,7 +113,7 @@ impl Kind for Anomaly {
             flagged as f64 / frame.rows().max(1) as f64,
         );
         Ok(Trained {
-            fitted: self.detector.clone(),
+            fitted: serde_json::to_vec(&self.detector).expect("detector serializes"),
             metrics,
             params: self.detector.clone(),
             notes: Vec::new(),
@@ -124,7 +124,7 @@ impl Kind for Anomaly {
     fn predict(
         &self,
         model: &str,
-        _fitted: &serde_json::Value,
+        _fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
         Ok(vec![("", self.flag(model, frame)?.0)])

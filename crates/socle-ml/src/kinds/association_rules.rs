@@ -190,7 +190,7 @@ impl Kind for AssociationRules {
         metrics.insert("itemsets".to_string(), itemsets.len() as f64);
         metrics.insert("rules".to_string(), rules.len() as f64);
         Ok(Trained {
-            fitted: serde_json::to_value(&fitted).expect("rules serialize"),
+            fitted: serde_json::to_vec(&fitted).expect("rules serialize"),
             metrics,
             params: serde_json::to_value(self).expect("params serialize"),
             notes: Vec::new(),
@@ -201,10 +201,10 @@ impl Kind for AssociationRules {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, datafusion::arrow::array::RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_value(fitted.clone())
+        let fitted: Fitted = serde_json::from_slice(fitted)
             .map_err(|e| MlError::data(model, format!("the stored rules do not read: {e}")))?;
         let (ids, baskets) = self.baskets(model, frame)?;
         let (mut basket_col, mut item_col, mut rank_col) = (Vec::new(), Vec::new(), Vec::new());

@@ -146,7 +146,7 @@ impl Kind for Clustering {
         let mut params = serde_json::to_value(self).expect("params serialize");
         params["k"] = chosen.into();
         Ok(Trained {
-            fitted: serde_json::to_value(&fitted).expect("model serializes"),
+            fitted: serde_json::to_vec(&fitted).expect("model serializes"),
             metrics,
             params,
             notes,
@@ -157,10 +157,10 @@ impl Kind for Clustering {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_value(fitted.clone())
+        let fitted: Fitted = serde_json::from_slice(fitted)
             .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
         Ok(vec![("", assign(model, &fitted, frame)?)])
     }

@@ -217,7 +217,7 @@ impl Kind for Forecast {
             months,
         };
         Ok(Trained {
-            fitted: serde_json::to_value(&fitted).expect("model serializes"),
+            fitted: serde_json::to_vec(&fitted).expect("model serializes"),
             metrics,
             params: serde_json::to_value(&spec).expect("spec serializes"),
             notes,
@@ -228,10 +228,10 @@ impl Kind for Forecast {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_value(fitted.clone())
+        let fitted: Fitted = serde_json::from_slice(fitted)
             .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
         let data = self.read(model, frame, false)?;
         let mut tables = Vec::new();

@@ -30,9 +30,9 @@ pub struct TrainContext<'a> {
 
 /// What a training run gives.
 pub struct Trained {
-    /// The fitted model, stored as `model.json` in the version (its format is the kind's,
-    /// versioned by [`Kind::FORMAT`]).
-    pub fitted: serde_json::Value,
+    /// The fitted model as JSON, stored as `fitted.json` in the version (its format is the
+    /// kind's, versioned by [`Kind::FORMAT`]; written once as bytes, not held as a JSON tree).
+    pub fitted: Vec<u8>,
     /// Validation metrics (`rmse`, `mape`, per fold as `rmse.fold1`, ...), and training
     /// facts (`rows`, `rows_dropped`).
     pub metrics: BTreeMap<String, f64>,
@@ -74,7 +74,7 @@ pub trait Kind: Sized + Serialize {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError>;
 }
@@ -154,7 +154,7 @@ macro_rules! kinds {
             pub fn predict(
                 &self,
                 model: &str,
-                fitted: &serde_json::Value,
+                fitted: &[u8],
                 frame: &Frame,
             ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
                 match self {

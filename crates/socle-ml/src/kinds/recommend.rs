@@ -179,7 +179,7 @@ impl Kind for Recommend {
             metrics.insert("loss".into(), model.loss());
         }
         Ok(Trained {
-            fitted: serde_json::to_value(&fitted).expect("model serializes"),
+            fitted: serde_json::to_vec(&fitted).expect("model serializes"),
             metrics,
             params: serde_json::to_value(self).expect("params serialize"),
             notes,
@@ -190,10 +190,10 @@ impl Kind for Recommend {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_value(fitted.clone())
+        let fitted: Fitted = serde_json::from_slice(fitted)
             .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
         let (rec, int_ids) = fitted.recommender();
         let rows = self.rows(model, frame)?;

@@ -403,7 +403,7 @@ impl Supervised {
             learner,
         };
         Ok(Trained {
-            fitted: serde_json::to_value(&fitted).expect("model serializes"),
+            fitted: serde_json::to_vec(&fitted).expect("model serializes"),
             metrics: metrics_out,
             params: serde_json::to_value(&settings).expect("settings serialize"),
             notes,
@@ -414,10 +414,10 @@ impl Supervised {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_value(fitted.clone())
+        let fitted: Fitted = serde_json::from_slice(fitted)
             .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
         let x = fitted.encoder.transform(frame)?;
         let complete = complete_rows(&x);
@@ -557,7 +557,7 @@ impl Kind for Regression {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
         self.0.predict(model, fitted, frame)
@@ -588,7 +588,7 @@ impl Kind for Classification {
     fn predict(
         &self,
         model: &str,
-        fitted: &serde_json::Value,
+        fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
         self.0.predict(model, fitted, frame)
