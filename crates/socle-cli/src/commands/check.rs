@@ -67,10 +67,15 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }),
     );
 
+    let model_names = socle_ml::spec::names(&project.root);
     let checked = socle_orchestrate::pipeline::load_all(&project.root).and_then(|pipelines| {
         let errors: Vec<_> = pipelines
             .iter()
-            .flat_map(|p| p.check_against(&project.config))
+            .flat_map(|p| {
+                let mut e = p.check_against(&project.config);
+                e.extend(unknown_models(p, &model_names));
+                e
+            })
             .collect();
         if errors.is_empty() {
             Ok(pipelines)
@@ -283,4 +288,36 @@ async fn model_inputs(
         }
     }
     problems
+}
+
+/// `ml` tasks naming a model that has no file in `ml/`, each at its task.
+fn unknown_models(
+    pipeline: &socle_orchestrate::pipeline::Pipeline,
+    names: &[String],
+) -> Vec<socle_core::ConfigError> {
+    use socle_orchestrate::tasks::TaskKind;
+    pipeline
+        .tasks
+        .values()
+        .filter_map(|t| match &t.kind {
+            TaskKind::Ml(ml) => ml.model.as_ref().map(|m| (t, m)),
+            _ => None,
+        })
+        .filter(|(_, m)| !names.contains(m))
+        .map(|(t, m)| {
+            let mut e = socle_core::ConfigError::new(
+                &pipeline.file,
+                t.location,
+                format!("task `{}`: no model `{m}` (no ml/{m}.yml)", t.name),
+            );
+            e.hint = Some(
+                match socle_core::diag::did_you_mean(m, names.iter().map(String::as_str)) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None if names.is_empty() => "write ml/<name>.yml (see docs/ml.md)".into(),
+                    None => format!("models: {}", names.join(", ")),
+                },
+            );
+            e
+        })
+        .collect()
 }

@@ -350,6 +350,21 @@ fn check_plans_each_models_input() {
         ),
         "{out}"
     );
+    // An `ml` task naming a model with no file is found by check, at its task.
+    write(&dir, "ml/basket.yml", RULES);
+    write(
+        &dir,
+        "pipelines/daily.yml",
+        "tasks:\n  rules:\n    kind: ml\n    model: baskit\n",
+    );
+    let (okay, out, _) = run(&dir, &["check"]);
+    assert!(!okay);
+    assert!(
+        out.contains("pipelines/daily.yml:3:5: task `rules`: no model `baskit`")
+            && out.contains("did you mean `basket`?"),
+        "{out}"
+    );
+    std::fs::remove_file(dir.join("pipelines/daily.yml")).unwrap();
     // A spec that does not load is a failed check with its place.
     write(
         &dir,
