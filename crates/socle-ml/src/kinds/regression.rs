@@ -65,6 +65,8 @@ const LEARNER_PARAMS: &[&str] = &[
     "l1_ratio",
     "c",
     "standardize",
+    "tol",
+    "cd_max_iter",
 ];
 
 const REGRESSION_LEARNERS: &[&str] = &["boosted", "ols", "ridge", "lasso", "elastic_net"];
@@ -118,6 +120,19 @@ struct Settings {
     c: f64,
     #[serde(default = "yes")]
     standardize: bool,
+    /// Lasso and elastic net: coordinate descent's tolerance (scikit-learn's `tol`).
+    #[serde(default = "cd_tol")]
+    tol: f64,
+    /// Lasso and elastic net: most passes over the coordinates (scikit-learn's `max_iter`).
+    #[serde(default = "cd_max_iter")]
+    cd_max_iter: usize,
+}
+
+fn cd_tol() -> f64 {
+    1e-4
+}
+fn cd_max_iter() -> usize {
+    10_000
 }
 
 fn boosted() -> String {
@@ -274,11 +289,11 @@ fn fit(
                 "ridge" => Learner::Linear { scaler, model: crate::algo::linear::ridge(&xs, &y, s.alpha, true).map_err(e)? },
                 "lasso" => Learner::Linear {
                     scaler,
-                    model: crate::algo::linear::lasso(&xs, &y, s.alpha, true, 1e-4, 10_000).map_err(e)?.model,
+                    model: crate::algo::linear::lasso(&xs, &y, s.alpha, true, s.tol, s.cd_max_iter).map_err(e)?.model,
                 },
                 "elastic_net" => Learner::Linear {
                     scaler,
-                    model: crate::algo::linear::elastic_net(&xs, &y, s.alpha, s.l1_ratio, true, 1e-4, 10_000)
+                    model: crate::algo::linear::elastic_net(&xs, &y, s.alpha, s.l1_ratio, true, s.tol, s.cd_max_iter)
                         .map_err(e)?
                         .model,
                 },
