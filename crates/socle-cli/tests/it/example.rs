@@ -13,7 +13,7 @@ fn shop_main_job_runs_twice_without_duplicates() {
     // The exports (CSV, Excel, JSON, JSON Lines) are extracted first, then built on.
     assert!(
         first.contains("extract succeeded")
-            && first.contains("4 streams, 929 rows loaded, 0 rejected"),
+            && first.contains("7 streams, 4525 rows loaded, 0 rejected"),
         "{first}"
     );
     assert!(
@@ -98,6 +98,45 @@ fn shop_main_job_runs_twice_without_duplicates() {
     assert_ne!(bad, "n\n0\n", "{bad}");
     let check = ok(&shop, &["check"]);
     assert!(check.contains("All checks passed"), "{check}");
+    assert!(check.contains("3 valid: basket_rules (association_rules), revenue_forecast (forecast), roaster_downtime (regression)"), "{check}");
+
+    // The models found what the data generator planted.
+    // The forecast: 30 days ahead; the outage and the sale as one-off effects of their sign.
+    let forecast = q(
+        "SELECT sum(CASE WHEN is_forecast THEN 1 ELSE 0 END) AS ahead, \
+                min(roaster_outage) < -500 AS outage, max(summer_sale) > 500 AS sale \
+         FROM ml.revenue_forecast",
+    );
+    assert_eq!(forecast, "ahead,outage,sale\n30,true,true\n");
+    // Rules: coffee carts get equipment, tea carts bakery, above chance.
+    let rules = q(
+        "SELECT array_to_string(antecedents, ',') AS a, array_to_string(consequents, ',') AS c, \
+                lift > 1.3 AND confidence > 0.7 AS strong \
+         FROM ml.basket_rules_rules \
+         WHERE (antecedents = ['Coffee'] AND consequents = ['Equipment']) \
+            OR (antecedents = ['Tea'] AND consequents = ['Bakery']) ORDER BY a",
+    );
+    assert_eq!(
+        rules,
+        "a,c,strong\nCoffee,Equipment,true\nTea,Bakery,true\n"
+    );
+    // Downtime: the temperature explains it, and hot days are predicted to cost more.
+    let top =
+        q("SELECT feature FROM ml.roaster_downtime_importance ORDER BY importance DESC LIMIT 1");
+    assert_eq!(top, "feature\ntemperature_c\n");
+    let hot = q(
+        "SELECT avg(CASE WHEN temperature_c > 30 THEN prediction END) \
+                > avg(CASE WHEN temperature_c < 20 THEN prediction END) + 20 AS hotter \
+         FROM ml.roaster_downtime_predictions",
+    );
+    assert_eq!(hot, "hotter\ntrue\n");
+    // The second run retrained: each model has two versions.
+    let versions = ok(
+        &shop,
+        &["ml", "versions", "roaster_downtime", "--format", "json"],
+    );
+    let versions: serde_json::Value = serde_json::from_str(&versions).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
     // The docs site traces the word-frequency mart back through UNNEST(SPLIT(...)).
     ok(&shop, &["docs"]);
     let docs: serde_json::Value =

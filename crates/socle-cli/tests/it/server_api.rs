@@ -329,7 +329,7 @@ fn catalog_queries_pipelines_audit_and_metrics() {
     );
     let sources = api.ok("viewer", "/api/sources");
     let streams = sources[0]["streams"].as_array().unwrap();
-    assert_eq!(streams.len(), 4);
+    assert_eq!(streams.len(), 7);
     let orders = streams.iter().find(|s| s["name"] == "orders").unwrap();
     assert_eq!(orders["last_extraction"]["status"], "success");
     assert_eq!(orders["last_extraction"]["rows_loaded"], 600);
@@ -416,10 +416,11 @@ fn catalog_queries_pipelines_audit_and_metrics() {
         .iter()
         .find(|p| p["name"] == "daily")
         .unwrap();
-    assert_eq!(daily["tasks"].as_array().unwrap().len(), 4);
+    // extract, build, quality, the three models (forecast, basket, downtime), export.
+    assert_eq!(daily["tasks"].as_array().unwrap().len(), 7);
     let grid = api.ok("analyst", "/api/pipelines/daily");
     let first = &grid["runs"][0];
-    assert_eq!(first["tasks"].as_array().unwrap().len(), 4, "{grid}");
+    assert_eq!(first["tasks"].as_array().unwrap().len(), 7, "{grid}");
     assert!(
         first["tasks"]
             .as_array()
