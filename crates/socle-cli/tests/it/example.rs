@@ -108,6 +108,12 @@ fn shop_main_job_runs_twice_without_duplicates() {
          FROM ml.revenue_forecast",
     );
     assert_eq!(forecast, "ahead,outage,sale\n30,true,true\n");
+    // ... and the outlook mart the report can use: 30 days after the history, with bounds.
+    let outlook = q(
+        "SELECT count(*) AS n, min(day) AS first, bool_and(revenue_low <= revenue AND revenue <= revenue_high) AS ordered \
+         FROM marts.revenue_outlook",
+    );
+    assert_eq!(outlook, "n,first,ordered\n30,2025-01-01,true\n");
     // Rules: coffee carts get equipment, tea carts bakery, above chance.
     let rules = q(
         "SELECT array_to_string(antecedents, ',') AS a, array_to_string(consequents, ',') AS c, \

@@ -416,11 +416,11 @@ fn catalog_queries_pipelines_audit_and_metrics() {
         .iter()
         .find(|p| p["name"] == "daily")
         .unwrap();
-    // extract, build, quality, the three models (forecast, basket, downtime), export.
-    assert_eq!(daily["tasks"].as_array().unwrap().len(), 7);
+    // extract, build, quality, the three models (forecast, basket, downtime), outlook, export.
+    assert_eq!(daily["tasks"].as_array().unwrap().len(), 8);
     let grid = api.ok("analyst", "/api/pipelines/daily");
     let first = &grid["runs"][0];
-    assert_eq!(first["tasks"].as_array().unwrap().len(), 7, "{grid}");
+    assert_eq!(first["tasks"].as_array().unwrap().len(), 8, "{grid}");
     assert!(
         first["tasks"]
             .as_array()

@@ -161,7 +161,7 @@ async fn the_web_ui_in_headless_chromium() {
     // The grid: the scheduled run's tasks, all green.
     sign_in(&c, &base, "u_editor").await;
     css(&c, "section[data-pipeline=daily] table.grid").await;
-    assert_eq!(count(&c, GREEN).await, 7);
+    assert_eq!(count(&c, GREEN).await, 8);
     shot(&c, "grid").await;
 
     // Trigger a run and watch it succeed on its page (Gantt and logs).
@@ -188,13 +188,13 @@ async fn the_web_ui_in_headless_chromium() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     css(&c, "svg.gantt rect.bar").await;
-    assert_eq!(count(&c, "tr[data-state=success]").await, 7);
+    assert_eq!(count(&c, "tr[data-state=success]").await, 8);
     assert!(text(&c, "details.log summary").await.contains("try 1"));
     shot(&c, "run").await;
     // The grid now has two runs.
     c.goto(&format!("{base}/#/pipelines")).await.unwrap();
     css(&c, "section[data-pipeline=daily] table.grid").await;
-    assert_eq!(count(&c, GREEN).await, 14);
+    assert_eq!(count(&c, GREEN).await, 16);
     // From the keyboard: a grid cell takes the focus and Enter opens its run.
     js(
         &c,
