@@ -37,12 +37,7 @@ impl Models {
         progress: &Progress,
     ) -> Result<TrainReport, MlError> {
         let relations = self.relations(spec, None).await;
-        let relation_of = |m: &str| {
-            relations
-                .iter()
-                .find(|(n, _)| n == m)
-                .map(|(_, r)| r.clone())
-        };
+        let relation_of = |m: &str| lookup(&relations, m);
         let env = self.env(who, &relation_of, progress);
         socle_ml::run::train(spec, &env).await
     }
@@ -54,12 +49,7 @@ impl Models {
         progress: &Progress,
     ) -> Result<socle_ml::run::EvaluateReport, MlError> {
         let relations = self.relations(spec, None).await;
-        let relation_of = |m: &str| {
-            relations
-                .iter()
-                .find(|(n, _)| n == m)
-                .map(|(_, r)| r.clone())
-        };
+        let relation_of = |m: &str| lookup(&relations, m);
         let env = self.env("", &relation_of, progress);
         socle_ml::run::evaluate(spec, &env).await
     }
@@ -74,12 +64,7 @@ impl Models {
         progress: &Progress,
     ) -> Result<PredictReport, MlError> {
         let relations = self.relations(spec, input).await;
-        let relation_of = |m: &str| {
-            relations
-                .iter()
-                .find(|(n, _)| n == m)
-                .map(|(_, r)| r.clone())
-        };
+        let relation_of = |m: &str| lookup(&relations, m);
         let env = self.env("", &relation_of, progress);
         socle_ml::run::predict(spec, version, input, output, &env).await
     }
@@ -117,4 +102,12 @@ impl Models {
             .map(|n| (n.name.clone(), n.relation()))
             .collect()
     }
+}
+
+/// The relation of dbt model `name` among `relations` (name, relation).
+fn lookup(relations: &[(String, String)], name: &str) -> Option<String> {
+    relations
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, r)| r.clone())
 }

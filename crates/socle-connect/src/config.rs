@@ -518,15 +518,7 @@ pub fn kind_of(file: &SourceFile) -> Result<Spanned<String>, ConfigError> {
 
 /// The `sources/*.yml` (and `.yaml`) files of a project, sorted.
 pub fn source_files(root: &Path) -> Result<Vec<SourceFile>, Vec<ConfigError>> {
-    let dir = root.join("sources");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
-    paths.sort();
+    let paths = socle_core::project::yaml_files(&root.join("sources"));
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for path in paths {

@@ -133,6 +133,20 @@ fn absolute(p: &Path, cwd: &Path) -> PathBuf {
     }
 }
 
+/// The `*.yml` and `*.yaml` files directly in `dir`, sorted (none when `dir` is absent): a
+/// project's `pipelines/`, `sources/` and `ml/` folders.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,15 +117,7 @@ pub const DEFAULT_SEED: u64 = 42;
 
 /// Reads every `ml/*.yml` (and `.yaml`) of a project, reporting all problems.
 pub fn load_all(root: &Path) -> Result<Vec<ModelSpec>, Vec<ConfigError>> {
-    let dir = root.join("ml");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
-    files.sort();
+    let files = socle_core::project::yaml_files(&root.join("ml"));
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for file in files {
@@ -164,16 +156,10 @@ pub fn load_one(root: &Path, name: &str) -> Result<ModelSpec, Vec<ConfigError>> 
 
 /// The names of a project's model files.
 pub fn names(root: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(root.join("ml")) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+    socle_core::project::yaml_files(&root.join("ml"))
+        .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
-    names.sort();
-    names
+        .collect()
 }
 
 /// Parses and validates one spec file; all problems found are returned.

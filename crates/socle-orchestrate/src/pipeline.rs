@@ -279,15 +279,7 @@ fn date(file: &Path, d: &Spanned<String>, field: &str) -> Result<chrono::NaiveDa
 
 /// Reads every `pipelines/*.yml` (and `.yaml`) of a project, reporting all problems.
 pub fn load_all(root: &Path) -> Result<Vec<Pipeline>> {
-    let dir = root.join("pipelines");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
-    files.sort();
+    let files = socle_core::project::yaml_files(&root.join("pipelines"));
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for file in files {

@@ -204,8 +204,7 @@ impl Kind for AssociationRules {
         fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, datafusion::arrow::array::RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_slice(fitted)
-            .map_err(|e| MlError::data(model, format!("the stored rules do not read: {e}")))?;
+        let fitted: Fitted = super::read_fitted(model, fitted)?;
         let (ids, baskets) = self.baskets(model, frame)?;
         let (mut basket_col, mut item_col, mut rank_col) = (Vec::new(), Vec::new(), Vec::new());
         let (mut conf_col, mut lift_col, mut ante_col) = (Vec::new(), Vec::new(), Vec::new());

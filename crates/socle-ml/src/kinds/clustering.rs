@@ -160,8 +160,7 @@ impl Kind for Clustering {
         fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_slice(fitted)
-            .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
+        let fitted: Fitted = super::read_fitted(model, fitted)?;
         Ok(vec![("", assign(model, &fitted, frame)?)])
     }
 }

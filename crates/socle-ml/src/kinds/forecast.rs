@@ -231,8 +231,7 @@ impl Kind for Forecast {
         fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_slice(fitted)
-            .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
+        let fitted: Fitted = super::read_fitted(model, fitted)?;
         let data = self.read(model, frame, false)?;
         let mut tables = Vec::new();
         for (key, s) in &data {

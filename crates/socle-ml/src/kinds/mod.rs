@@ -229,3 +229,12 @@ pub fn numeric_rows(
         .expect("rows × columns values");
     Ok((matrix, kept, dropped))
 }
+
+/// A kind's fitted model read back from the bytes [`Trained::fitted`] gave.
+pub fn read_fitted<T: serde::de::DeserializeOwned>(
+    model: &str,
+    fitted: &[u8],
+) -> Result<T, MlError> {
+    serde_json::from_slice(fitted)
+        .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))
+}

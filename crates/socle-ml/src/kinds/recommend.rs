@@ -193,8 +193,7 @@ impl Kind for Recommend {
         fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_slice(fitted)
-            .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
+        let fitted: Fitted = super::read_fitted(model, fitted)?;
         let (rec, int_ids) = fitted.recommender();
         let rows = self.rows(model, frame)?;
         // Each user's rows, in first-seen order.

@@ -432,8 +432,7 @@ impl Supervised {
         fitted: &[u8],
         frame: &Frame,
     ) -> Result<Vec<(&'static str, RecordBatch)>, MlError> {
-        let fitted: Fitted = serde_json::from_slice(fitted)
-            .map_err(|e| MlError::data(model, format!("the stored model does not read: {e}")))?;
+        let fitted: Fitted = super::read_fitted(model, fitted)?;
         let x = fitted.encoder.transform(frame)?;
         let complete = complete_rows(&x);
         let linear = !matches!(fitted.learner, Learner::Boosted { .. });
