@@ -42,6 +42,16 @@ impl Models {
         socle_ml::run::train(spec, &env).await
     }
 
+    /// The versions of model `name`, newest first. A version whose process stopped while
+    /// writing its output tables is undone first (tables put back, version `failed`).
+    pub async fn versions(
+        &self,
+        name: &str,
+    ) -> Result<Vec<socle_meta::models::VersionRecord>, MlError> {
+        socle_ml::outputs::recover_abandoned(&self.meta, &self.warehouse, name).await?;
+        Ok(self.meta.versions(name).await?)
+    }
+
     /// Validates `spec` as a training would, keeping no version and writing no table.
     pub async fn evaluate(
         &self,
@@ -87,21 +97,23 @@ impl Models {
 
     /// The relations of the dbt models a spec's input names (none unless it names one).
     async fn relations(&self, spec: &ModelSpec, input: Option<&Input>) -> Vec<(String, String)> {
-        let wanted = match input.unwrap_or(&spec.input) {
-            Input::Model(m) => m.clone(),
-            _ => return Vec::new(),
-        };
-        let Ok(loaded) = crate::load_dbt(&self.project, 1, Default::default()).await else {
-            return Vec::new();
-        };
-        loaded
-            .nodes
-            .nodes
-            .values()
-            .filter(|n| n.name == wanted && n.kind == socle_transform::nodes::Kind::Model)
-            .map(|n| (n.name.clone(), n.relation()))
-            .collect()
+        match input.unwrap_or(&spec.input) {
+            Input::Model(_) => dbt_models(&self.project).await.unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
+}
+
+/// Every model of the project's dbt project with its relation (`schema.name`).
+pub async fn dbt_models(project: &Project) -> Result<Vec<(String, String)>, crate::AppError> {
+    let loaded = crate::load_dbt(project, 1, Default::default()).await?;
+    Ok(loaded
+        .nodes
+        .nodes
+        .values()
+        .filter(|n| n.kind == socle_transform::nodes::Kind::Model)
+        .map(|n| (n.name.clone(), n.relation()))
+        .collect())
 }
 
 /// The relation of dbt model `name` among `relations` (name, relation).

@@ -9,6 +9,7 @@
 //! - [`fields`]: a section of a project file read field by field, each with its place.
 //! - [`frames`]: the framed protocol over pipes between `socle serve` and its child
 //!   processes.
+//! - [`process`]: this process's id (`host:pid:start`) and whether a recorded one still runs.
 //! - [`failpoint`]: crash-test aborts, only in builds with the `failpoints` feature.
 //! - [`duration`]: durations as written in configuration (`30s`, `5m`, `1h30m`).
 //! - [`secrets`]: `${env:NAME}` and `${secret:NAME}` references and their resolution.
@@ -25,6 +26,7 @@ pub mod failpoint;
 pub mod fault;
 pub mod fields;
 pub mod frames;
+pub mod process;
 pub mod project;
 pub mod scaffold;
 pub mod secrets;

@@ -217,6 +217,19 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 8,
+        name: "model output writers",
+        statements: &[
+            // The process writing a version's output tables (`host:pid:start`) and each
+            // table's Delta version before it began (JSON), so that a writer that died
+            // half-way can be undone by the next one.
+            "ALTER TABLE ml_versions ADD COLUMN writer TEXT",
+            "ALTER TABLE ml_versions ADD COLUMN outputs_before TEXT",
+            // One version of a model writes its output tables at a time.
+            "CREATE UNIQUE INDEX ml_versions_one_writer ON ml_versions (model) WHERE state = 'writing'",
+        ],
+    },
 ];
 
 pub(crate) async fn current_version(db: &MetaDb) -> Result<i64, MetaError> {

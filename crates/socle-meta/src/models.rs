@@ -33,6 +33,26 @@ pub struct VersionRecord {
 /// Tries at claiming a number before giving up (each loses only to another claim).
 const CLAIM_TRIES: usize = 50;
 
+/// The version of a model that is writing its output tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Writer {
+    pub version: i64,
+    /// The process writing them (`host:pid:start`).
+    pub writer: Option<String>,
+    /// Each output table's Delta version before the writing began (JSON, as the writer
+    /// recorded it); `None` until recorded, when nothing was written yet.
+    pub outputs_before: Option<String>,
+}
+
+/// What [`MetaDb::begin_writing`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// This version now writes the model's output tables.
+    Acquired,
+    /// Another version is writing them.
+    Held(Writer),
+}
+
 impl MetaDb {
     /// Claims the next version number of `model` for a training by `created_by`.
     pub async fn claim_version(
@@ -96,18 +116,18 @@ impl MetaDb {
             VersionState::Ready,
             Some(metrics),
             None,
-            duration_ms,
+            Some(duration_ms),
         )
         .await
     }
 
-    /// Marks a version `failed` with why.
+    /// Marks a version `failed` with why (and how long it ran, when known).
     pub async fn fail_version(
         &self,
         model: &str,
         version: i64,
         error: &str,
-        duration_ms: i64,
+        duration_ms: Option<i64>,
     ) -> Result<(), MetaError> {
         self.end_version(
             model,
@@ -127,11 +147,11 @@ impl MetaDb {
         state: VersionState,
         metrics: Option<&str>,
         error: Option<&str>,
-        duration_ms: i64,
+        duration_ms: Option<i64>,
     ) -> Result<(), MetaError> {
         sqlx::query(
             "UPDATE ml_versions SET state = $3, metrics = $4, error = $5, finished_at = $6,
-                 duration_ms = $7
+                 duration_ms = COALESCE($7, duration_ms)
              WHERE model = $1 AND version = $2",
         )
         .bind(model)
@@ -146,7 +166,117 @@ impl MetaDb {
         Ok(())
     }
 
-    /// The versions of `model`, newest first (every state).
+    /// Moves `version` of `model` from `training` to `writing` for process `writer`: the
+    /// right to write the model's output tables, held by one version at a time.
+    pub async fn begin_writing(
+        &self,
+        model: &str,
+        version: i64,
+        writer: &str,
+    ) -> Result<Begin, MetaError> {
+        for _ in 0..CLAIM_TRIES {
+            let done = sqlx::query(
+                "UPDATE ml_versions SET state = $4, writer = $3, outputs_before = NULL
+                 WHERE model = $1 AND version = $2 AND state = $5",
+            )
+            .bind(model)
+            .bind(version)
+            .bind(writer)
+            .bind(VersionState::Writing.as_str())
+            .bind(VersionState::Training.as_str())
+            .execute(self.pool())
+            .await;
+            match done {
+                Ok(r) if r.rows_affected() == 1 => return Ok(Begin::Acquired),
+                Ok(_) => {
+                    return Err(MetaError::Conflict(format!(
+                        "model `{model}` version {version} is no longer training"
+                    )));
+                }
+                Err(sqlx::Error::Database(e))
+                    if e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                {
+                    // The holder may have finished since: then try again.
+                    if let Some(holder) = self.writing_version(model).await? {
+                        return Ok(Begin::Held(holder));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(MetaError::Conflict(format!(
+            "model `{model}`: could not start writing the outputs of version {version} after {CLAIM_TRIES} tries"
+        )))
+    }
+
+    /// Records, for the version writing `model`'s outputs, each table's version before it
+    /// wrote (JSON).
+    pub async fn record_outputs_before(
+        &self,
+        model: &str,
+        version: i64,
+        outputs_before: &str,
+    ) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE ml_versions SET outputs_before = $3
+             WHERE model = $1 AND version = $2 AND state = $4",
+        )
+        .bind(model)
+        .bind(version)
+        .bind(outputs_before)
+        .bind(VersionState::Writing.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The version of `model` writing its output tables, if any.
+    pub async fn writing_version(&self, model: &str) -> Result<Option<Writer>, MetaError> {
+        let row = sqlx::query(
+            "SELECT version, writer, outputs_before FROM ml_versions
+             WHERE model = $1 AND state = $2",
+        )
+        .bind(model)
+        .bind(VersionState::Writing.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(Writer {
+                version: r.try_get("version")?,
+                writer: r.try_get("writer")?,
+                outputs_before: r.try_get("outputs_before")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| MetaError::from(e))
+    }
+
+    /// Takes the writing of `version` over from `dead` (a process that is gone): its
+    /// writer becomes `me`. False when another process took it over first or it ended.
+    pub async fn take_over_writing(
+        &self,
+        model: &str,
+        version: i64,
+        dead: Option<&str>,
+        me: &str,
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE ml_versions SET writer = $4
+             WHERE model = $1 AND version = $2 AND state = $5
+               AND COALESCE(writer, '') = $3",
+        )
+        .bind(model)
+        .bind(version)
+        .bind(dead.unwrap_or(""))
+        .bind(me)
+        .bind(VersionState::Writing.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The versions of `model`, newest first (every state). (Tested on SQLite and
+    /// PostgreSQL in `tests/meta.rs`.)
     pub async fn versions(&self, model: &str) -> Result<Vec<VersionRecord>, MetaError> {
         let rows = sqlx::query(
             "SELECT model, version, state, kind, spec_hash, created_by, created_at, finished_at,
@@ -208,59 +338,4 @@ fn record(r: &AnyRow) -> Result<VersionRecord, sqlx::Error> {
         metrics: r.try_get("metrics")?,
         error: r.try_get("error")?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn db() -> (tempfile::TempDir, MetaDb) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("m.db").display());
-        let db = MetaDb::open(&url).await.unwrap();
-        (dir, db)
-    }
-
-    #[tokio::test]
-    async fn numbers_are_claimed_once_each_and_only_ready_versions_count() {
-        let (_d, db) = db().await;
-        // Eight trainings at once: eight different numbers.
-        let mut claims = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
-            claims.push(tokio::spawn(async move {
-                db.claim_version("views", "regression", "h", &format!("u{i}"))
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut numbers = Vec::new();
-        for c in claims {
-            numbers.push(c.await.unwrap());
-        }
-        numbers.sort();
-        assert_eq!(numbers, (1..=8).collect::<Vec<i64>>());
-        assert_eq!(db.ready_version("views", None).await.unwrap(), None);
-        db.finish_version("views", 3, r#"{"rmse":1.5}"#, 10)
-            .await
-            .unwrap();
-        db.fail_version("views", 8, "no rows", 5).await.unwrap();
-        let ready = db.ready_version("views", None).await.unwrap().unwrap();
-        assert_eq!((ready.version, ready.state), (3, VersionState::Ready));
-        assert_eq!(ready.metrics.as_deref(), Some(r#"{"rmse":1.5}"#));
-        assert!(db.ready_version("views", Some(8)).await.unwrap().is_none());
-        // A failed number is not reused.
-        assert_eq!(
-            db.claim_version("views", "regression", "h", "u")
-                .await
-                .unwrap(),
-            9
-        );
-        let latest = db.latest_versions().await.unwrap();
-        assert_eq!(latest.len(), 1);
-        assert_eq!(latest[0].version, 3);
-        let all = db.versions("views").await.unwrap();
-        assert_eq!(all.first().map(|v| v.version), Some(9));
-        assert_eq!(all[1].error.as_deref(), Some("no rows"));
-    }
 }

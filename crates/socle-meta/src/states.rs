@@ -126,6 +126,8 @@ text_enum!(
     VersionState, "model version state", {
         /// Its number is claimed; the model is being fitted.
         Training => "training",
+        /// Its output tables are being written: at most one version of a model at a time.
+        Writing => "writing",
         /// Its files are in the lake: it can be used.
         Ready => "ready",
         /// The training failed; the number is not reused.

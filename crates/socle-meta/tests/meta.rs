@@ -41,6 +41,106 @@ async fn exercise(db: &MetaDb) {
             .is_empty()
     );
     users(db).await;
+    models(db).await;
+}
+
+/// Model version numbers, and one version writing a model's output tables at a time.
+async fn models(db: &MetaDb) {
+    use socle_meta::VersionState;
+    use socle_meta::models::Begin;
+    // Eight trainings at once: eight numbers.
+    let mut claims = Vec::new();
+    for i in 0..8 {
+        let db = db.clone();
+        claims.push(tokio::spawn(async move {
+            db.claim_version("views", "regression", "h", &format!("u{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut numbers = Vec::new();
+    for c in claims {
+        numbers.push(c.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=8).collect::<Vec<i64>>());
+    // One writer per model.
+    assert_eq!(
+        db.begin_writing("views", 1, "h:1:1").await.unwrap(),
+        Begin::Acquired
+    );
+    match db.begin_writing("views", 2, "h:2:2").await.unwrap() {
+        Begin::Held(w) => {
+            assert_eq!((w.version, w.writer.as_deref()), (1, Some("h:1:1")));
+            assert_eq!(w.outputs_before, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another model is not held up.
+    assert_eq!(db.claim_version("other", "k", "h", "u").await.unwrap(), 1);
+    assert_eq!(
+        db.begin_writing("other", 1, "h:3:3").await.unwrap(),
+        Begin::Acquired
+    );
+    db.finish_version("other", 1, "{}", 3).await.unwrap();
+    let before = r#"[{"table":"ml.views","version":4}]"#;
+    db.record_outputs_before("views", 1, before).await.unwrap();
+    let held = db.writing_version("views").await.unwrap().unwrap();
+    assert_eq!(held.outputs_before.as_deref(), Some(before));
+    // Taken over only from the writer recorded, and by one process.
+    assert!(
+        !db.take_over_writing("views", 1, Some("h:9:9"), "me:1:1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.take_over_writing("views", 1, Some("h:1:1"), "me:1:1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.take_over_writing("views", 1, Some("h:1:1"), "me:2:2")
+            .await
+            .unwrap()
+    );
+    db.fail_version("views", 1, "stopped", None).await.unwrap();
+    assert_eq!(db.writing_version("views").await.unwrap(), None);
+    let failed = &db.versions("views").await.unwrap()[7];
+    assert_eq!((failed.version, failed.state), (1, VersionState::Failed));
+    assert_eq!(failed.duration_ms, None);
+    // The right is free again; a version that is not training cannot take it.
+    assert_eq!(
+        db.begin_writing("views", 2, "h:2:2").await.unwrap(),
+        Begin::Acquired
+    );
+    db.finish_version("views", 2, "{}", 5).await.unwrap();
+    assert!(db.begin_writing("views", 2, "h:2:2").await.is_err());
+    let ready = db.ready_version("views", None).await.unwrap().unwrap();
+    assert_eq!((ready.version, ready.duration_ms), (2, Some(5)));
+    assert_eq!(ready.metrics.as_deref(), Some("{}"));
+    // Only ready versions are used, and a failed number is not reused.
+    db.fail_version("views", 8, "no rows", Some(5))
+        .await
+        .unwrap();
+    assert!(db.ready_version("views", Some(8)).await.unwrap().is_none());
+    assert!(db.ready_version("views", Some(3)).await.unwrap().is_none());
+    assert_eq!(
+        db.claim_version("views", "regression", "h", "u")
+            .await
+            .unwrap(),
+        9
+    );
+    let latest: Vec<(String, i64)> = db
+        .latest_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.model, v.version))
+        .collect();
+    assert_eq!(latest, vec![("other".into(), 1), ("views".into(), 2)]);
+    let all = db.versions("views").await.unwrap();
+    assert_eq!(all.first().map(|v| v.version), Some(9));
+    assert_eq!(all[1].error.as_deref(), Some("no rows"));
 }
 
 /// Users, sessions, tokens and the audit log.

@@ -6,6 +6,7 @@
 //! - [`kinds`]: one module per model kind and one registry line to add one.
 //! - [`run`]: training and prediction runs: input versions, version claims, files in the
 //!   lake (`models/<name>/<version>/`), output tables.
+//! - [`outputs`]: writing a version's output tables, one version at a time, all or none.
 //! - [`frame`]: input rows as typed columns, output tables as Arrow batches.
 //! - [`algo`]: the algorithms over plain values, one module each.
 //! - [`error`]: errors that say whose fault.
@@ -14,6 +15,7 @@ pub mod algo;
 pub mod error;
 pub mod frame;
 pub mod kinds;
+pub mod outputs;
 pub mod run;
 pub mod spec;
 pub mod validation;

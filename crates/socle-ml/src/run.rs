@@ -11,11 +11,13 @@
 //! 6. writes `version.json` (parameters, metrics, input and output versions, spec hash,
 //!    who, how long) and marks the version `ready`.
 //!
-//! A failure marks the claimed version `failed` (never used). The spec's and the data's
-//! failures all happen in the fit, before anything is written, so they leave every output
-//! table as it was; only a storage failure while writing the tables can leave the ones
-//! written so far at their new commit. A killed process leaves the version `training`
-//! (never used). Nothing half-written is read: a table moves by whole commits, a version is
+//! Step 5 is one version of a model at a time, and all tables or none ([`crate::outputs`]).
+//! A failure marks the claimed version `failed` (never used) after putting back any output
+//! table it had written. The spec's and the data's failures all happen in the fit, before
+//! anything is written. A process killed while fitting leaves the version `training`
+//! (never used); one killed while writing the tables leaves it `writing`, and the next
+//! training, prediction or listing of the model puts the tables back and marks it
+//! `failed`. Nothing half-written is read: a table moves by whole commits, a version is
 //! used only once `ready`.
 
 use std::collections::BTreeMap;
@@ -31,6 +33,7 @@ use socle_warehouse::{Warehouse, WriteMode};
 use crate::error::MlError;
 use crate::frame::Frame;
 use crate::kinds::TrainContext;
+use crate::outputs;
 use crate::spec::{Input, ModelSpec};
 
 /// The format of `model.json` and `version.json` (the kind's own format is in `format`).
@@ -191,6 +194,7 @@ pub struct TrainReport {
 /// Trains `spec`: a new version, its files and its output tables.
 pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlError> {
     let started = Instant::now();
+    outputs::recover_abandoned(env.meta, env.warehouse, &spec.name).await?;
     let sql = input_sql(&spec.name, &spec.input, env)?;
     let inputs = input_tables(env.warehouse, &sql).await?;
     (env.progress)(0, 3, "reading the input");
@@ -200,6 +204,8 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
         .claim_version(&spec.name, spec.kind.name(), &spec.hash, env.who)
         .await?;
     socle_core::failpoint::hit("ml-after-claim");
+    // The output tables' versions before this training wrote them, once it may write.
+    let mut began: Option<Vec<outputs::Before>> = None;
     let done = async {
         (env.progress)(1, 3, "fitting");
         let trained = fit(spec, frame.clone(), env).await?;
@@ -219,11 +225,28 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
         env.lake
             .put(&format!("{dir}/model.json"), to_json(&file))
             .await?;
-        let mut outputs = Vec::new();
-        for (suffix, batch) in trained.outputs {
-            let table = spec.output.table(suffix);
+        let tables: Vec<String> = trained
+            .outputs
+            .iter()
+            .map(|(suffix, _)| spec.output.table(suffix))
+            .collect();
+        let before = outputs::begin(
+            env.meta,
+            env.warehouse,
+            &spec.name,
+            version,
+            &tables,
+            env.progress,
+        )
+        .await?;
+        began = Some(before);
+        let mut written = Vec::new();
+        for (table, (_, batch)) in tables.into_iter().zip(trained.outputs) {
+            if !written.is_empty() {
+                socle_core::failpoint::hit("ml-between-outputs");
+            }
             let report = write(env.warehouse, &table, batch).await?;
-            outputs.push(InputTable {
+            written.push(InputTable {
                 table,
                 version: Some(report),
             });
@@ -245,7 +268,7 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
             created_by: env.who.to_string(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             duration_ms: started.elapsed().as_millis() as u64,
-            outputs,
+            outputs: written,
         };
         env.lake
             .put(&format!("{dir}/version.json"), to_json(&info))
@@ -274,9 +297,19 @@ pub async fn train(spec: &ModelSpec, env: &Env<'_>) -> Result<TrainReport, MlErr
             })
         }
         Err(e) => {
+            if let Some(before) = &began
+                && let Err(restore) = outputs::restore(env.warehouse, before).await
+            {
+                // Left `writing`: the next training of the model tries again.
+                tracing::warn!(
+                    "model {} version {version}: output tables not put back yet: {restore}",
+                    spec.name
+                );
+                return Err(e);
+            }
             if let Err(record) = env
                 .meta
-                .fail_version(&spec.name, version, &e.to_string(), elapsed)
+                .fail_version(&spec.name, version, &e.to_string(), Some(elapsed))
                 .await
             {
                 tracing::warn!(
@@ -445,6 +478,7 @@ pub async fn predict(
     output: Option<&str>,
     env: &Env<'_>,
 ) -> Result<PredictReport, MlError> {
+    outputs::recover_abandoned(env.meta, env.warehouse, &spec.name).await?;
     let (version, file, fitted) = load_version(&spec.name, version, env.lake, env.meta).await?;
     if file.kind != spec.kind.name() {
         return Err(MlError::Conflict(format!(

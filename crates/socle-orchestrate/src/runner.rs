@@ -195,20 +195,7 @@ pub async fn run(
     execute(env, &run_id, req, progress, Previous::default()).await
 }
 
-/// This process, as recorded on the runs it starts (`host:pid:start`).
-pub fn runner_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
-        format!(
-            "{host}:{}:{}",
-            std::process::id(),
-            Utc::now().timestamp_millis()
-        )
-    })
-}
+pub use socle_core::process::runner_id;
 
 fn zone(pipeline: &Pipeline) -> chrono_tz::Tz {
     pipeline

@@ -1,5 +1,6 @@
 //! Looking at and looking after relations: listing, describing, history (the versions time
-//! travel can reach), compaction (`optimize`), `vacuum`, drop, and `validate` for `socle check`.
+//! travel can reach), compaction (`optimize`), `vacuum`, drop, restoring an earlier version,
+//! and `validate` for `socle check`.
 
 use std::sync::Arc;
 
@@ -368,6 +369,40 @@ impl Warehouse {
             .await?;
         self.shared.lake.delete_prefix(&rel.lake_path()).await?;
         self.shared.note(&rel.schema, Some(&rel.name), false);
+        Ok(true)
+    }
+
+    /// A table's current Delta version; `None` when there is no such table.
+    pub async fn table_version(&self, name: &str) -> Result<Option<i64>> {
+        let rel = RelName::parse(name, self.default_schema())?;
+        Ok(self
+            .shared
+            .open_table(&rel, None)
+            .await?
+            .and_then(|t| t.version())
+            .map(|v| v as i64))
+    }
+
+    /// Puts a table back as it was at `version` (a new commit with that version's files),
+    /// or drops it when `version` is `None` (it did not exist). Returns whether anything
+    /// changed: a table already at `version` is left alone.
+    pub async fn restore_table(&self, name: &str, version: Option<i64>) -> Result<bool> {
+        let Some(version) = version else {
+            return self.drop_relation(name, true).await;
+        };
+        let (rel, table) = self.table(name).await?;
+        if table.version().map(|v| v as i64) == Some(version) {
+            return Ok(false);
+        }
+        table
+            .restore()
+            .with_version_to_restore(version as u64)
+            .await
+            .map_err(|source| WarehouseError::Delta {
+                table: rel.to_string(),
+                source,
+            })?;
+        self.shared.note(&rel.schema, Some(&rel.name), true);
         Ok(true)
     }
 

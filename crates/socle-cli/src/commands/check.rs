@@ -195,12 +195,20 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         match socle_app::open_warehouse(&project, lake, meta, socle_app::Access::Project).await {
             Ok(wh) => match wh.validate().await.map(|r| (r, &wh)) {
                 Ok((report, wh)) => {
-                    let problems = model_inputs(&project, &models, wh).await;
+                    let (problems, later) = model_inputs(&project, &models, wh).await;
                     if !models.is_empty() {
+                        let checked = models.len() - later.len();
+                        let mut detail = format!(
+                            "the columns of {checked} of {} models are there",
+                            models.len()
+                        );
+                        if !later.is_empty() {
+                            detail.push_str(&format!("; not checked yet: {}", later.join(", ")));
+                        }
                         push(
                             "model inputs",
                             if problems.is_empty() {
-                                Ok(format!("the columns of {} models are there", models.len()))
+                                Ok(detail)
                             } else {
                                 Err(problems.join("\n    "))
                             },
@@ -262,20 +270,61 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
     })
 }
 
-/// Each model whose input lacks a column its kind uses (found by planning the input).
-/// Inputs naming a dbt model are planned once the project is built; they are skipped here.
+/// Each model whose input lacks a column its kind uses (found by planning the input). An
+/// input naming a dbt model is planned as that model's relation; one not built yet (nor a
+/// table not loaded yet) is no failure: it is checked once it exists.
 async fn model_inputs(
     project: &socle_core::Project,
     models: &[socle_ml::spec::ModelSpec],
     wh: &socle_warehouse::Warehouse,
-) -> Vec<String> {
-    let mut problems = Vec::new();
+) -> (Vec<String>, Vec<String>) {
+    use socle_ml::spec::Input;
+    let (mut problems, mut later) = (Vec::new(), Vec::new());
+    let dbt = if models.iter().any(|s| matches!(s.input, Input::Model(_))) {
+        socle_app::ml::dbt_models(project)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(Vec::new())
+    };
     for spec in models {
-        if matches!(spec.input, socle_ml::spec::Input::Model(_)) {
+        let file = project.display_path(&spec.file).into_owned();
+        // The relation the input reads, when it is one: checked once it exists.
+        let (relation, sql) = match (&spec.input, &dbt) {
+            (Input::Model(m), Ok(dbt)) => match dbt.iter().find(|(n, _)| n == m) {
+                Some((_, relation)) => {
+                    (Some(relation.clone()), format!("SELECT * FROM {relation}"))
+                }
+                None => {
+                    let hint =
+                        socle_core::diag::did_you_mean(m, dbt.iter().map(|(n, _)| n.as_str()))
+                            .map(|b| format!(" (did you mean `{b}`?)"))
+                            .unwrap_or_default();
+                    problems.push(format!(
+                        "{file}: model `{}`: `input.model`: the dbt project has no model `{m}`{hint}",
+                        spec.name
+                    ));
+                    continue;
+                }
+            },
+            (Input::Model(_), Err(e)) => {
+                problems.push(format!(
+                    "{file}: model `{}`: `input.model`: the dbt project does not load: {e}",
+                    spec.name
+                ));
+                continue;
+            }
+            (Input::Table(t), _) => (Some(t.clone()), spec.input.sql()),
+            (Input::Sql(_), _) => (None, spec.input.sql()),
+        };
+        // dbt quotes its relations (`"main"."name"`).
+        if let Some(relation) = relation.map(|r| r.replace('"', ""))
+            && !matches!(wh.relation_kind(&relation).await, Ok(Some(_)))
+        {
+            later.push(format!("`{}` ({relation} does not exist yet)", spec.name));
             continue;
         }
-        let file = project.display_path(&spec.file).into_owned();
-        match socle_ml::run::missing_columns(spec, wh, &spec.input.sql()).await {
+        match socle_ml::run::missing_columns(spec, wh, &sql).await {
             Ok(missing) => problems.extend(
                 missing
                     .into_iter()
@@ -287,7 +336,7 @@ async fn model_inputs(
             )),
         }
     }
-    problems
+    (problems, later)
 }
 
 /// `ml` tasks naming a model that has no file in `ml/`, each at its task.

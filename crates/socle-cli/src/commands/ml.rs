@@ -166,7 +166,7 @@ pub async fn run(project: Option<PathBuf>, args: Args) -> Result<ExitCode> {
         }
         Action::Versions { name } => {
             // The spec need not exist any more: its versions still do.
-            let versions = models.meta.versions(&name).await?;
+            let versions = models.versions(&name).await?;
             if json {
                 let out: Vec<serde_json::Value> = versions.iter().map(version_json).collect();
                 println!("{}", serde_json::to_string_pretty(&out)?);

@@ -27,9 +27,25 @@ fn shop_main_job_runs_twice_without_duplicates() {
     );
     let export = std::fs::read_to_string(shop.join("target/exports/report_20240630.csv")).unwrap();
     assert!(
-        export.starts_with("month,orders,revenue\n2024-01,"),
+        export.starts_with(
+            "month,orders,revenue,store_revenue,store_forecast,forecast_days\n2024-01,"
+        ),
         "{export}"
     );
+    // The month ahead: the store's forecast (from ml.revenue_forecast), close to the
+    // store's last months (about 1,300 to 1,700 a day).
+    let ahead = export
+        .lines()
+        .find(|l| l.starts_with("2025-01,"))
+        .unwrap_or_else(|| panic!("no forecast month: {export}"));
+    let cells: Vec<&str> = ahead.split(',').collect();
+    assert_eq!(
+        (cells[1], cells[2], cells[3], cells[5]),
+        ("", "", "", "30"),
+        "{ahead}"
+    );
+    let forecast: f64 = cells[4].parse().unwrap();
+    assert!((30_000.0..60_000.0).contains(&forecast), "{ahead}");
     let report = |s: &str| {
         s.lines()
             .filter(|l| l.starts_with("| 2024-"))

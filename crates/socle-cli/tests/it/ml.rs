@@ -336,7 +336,22 @@ fn check_plans_each_models_input() {
     write(&dir, "ml/basket.yml", RULES);
     let out = ok(&dir, &["check"]);
     assert!(out.contains("1 valid: basket (association_rules)"), "{out}");
-    assert!(out.contains("the columns of 1 models are there"), "{out}");
+    assert!(
+        out.contains("the columns of 1 of 1 models are there"),
+        "{out}"
+    );
+    // A table not loaded yet is no failure: checked once it exists.
+    write(
+        &dir,
+        "ml/later.yml",
+        &RULES.replace("main.lines", "main.lines_next_week"),
+    );
+    let out = ok(&dir, &["check"]);
+    assert!(
+        out.contains("the columns of 1 of 2 models are there; not checked yet: `later` (main.lines_next_week does not exist yet)"),
+        "{out}"
+    );
+    std::fs::remove_file(dir.join("ml/later.yml")).unwrap();
     write(
         &dir,
         "ml/basket.yml",
@@ -386,11 +401,24 @@ fn a_training_killed_at_any_point_registers_nothing_half_done() {
     ok(&dir, &["sql", LINES]);
     write(&dir, "ml/basket.yml", RULES);
     ok(&dir, &["ml", "train", "basket"]);
-    let rules_before = query(&dir, "SELECT count(*) AS n FROM ml.basket_rules");
-    for (n, failpoint) in [
-        (2, "ml-after-claim"),
-        (3, "ml-after-outputs"),
-        (4, "ml-before-ready"),
+    let itemsets = "SELECT itemsets, support FROM ml.basket_itemsets ORDER BY support, itemsets";
+    let rules = "SELECT antecedents, consequents, confidence FROM ml.basket_rules ORDER BY confidence, antecedents";
+    let v1 = (query(&dir, itemsets), query(&dir, rules));
+    // New baskets: a training on them would change both tables (tea with jam).
+    ok(
+        &dir,
+        &[
+            "sql",
+            "CREATE OR REPLACE TABLE main.lines AS SELECT * FROM main.lines UNION ALL SELECT * FROM (VALUES
+                (7, 'tea'), (7, 'jam'), (8, 'tea'), (8, 'jam'), (9, 'tea'), (9, 'jam'),
+                (10, 'tea'), (10, 'jam')) AS t(basket, item)",
+        ],
+    );
+    for (n, failpoint, state) in [
+        (2, "ml-after-claim", "training"),
+        (3, "ml-between-outputs", "failed"),
+        (4, "ml-after-outputs", "failed"),
+        (5, "ml-before-ready", "failed"),
     ] {
         let out = socle()
             .current_dir(&dir)
@@ -403,22 +431,108 @@ fn a_training_killed_at_any_point_registers_nothing_half_done() {
             !out.status.success() && err.contains(&format!("failpoint {failpoint}")),
             "not stopped at {failpoint}: {err}"
         );
+        // Listing finds the writer gone: the tables go back to version 1's, the version
+        // is failed with why. One stopped while fitting stays `training`, never used.
         let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
         assert_eq!(versions[0]["version"], n, "{versions}");
-        assert_eq!(versions[0]["state"], "training", "{versions}");
+        assert_eq!(versions[0]["state"], state, "{failpoint}: {versions}");
+        if state == "failed" {
+            let why = versions[0]["error"].as_str().unwrap_or_default();
+            assert!(why.contains("stopped while writing"), "{versions}");
+        }
+        assert_eq!(
+            (query(&dir, itemsets), query(&dir, rules)),
+            v1,
+            "{failpoint}: the output tables are version 1's"
+        );
         // The killed number is never used: predict takes the last ready version.
         let p = json(&dir, &["ml", "predict", "basket", "--format", "json"]);
         assert_eq!(p["version"], 1, "{failpoint}");
-        // Tables moved by whole commits only: same rules as version 1 (same data).
-        assert_eq!(
-            query(&dir, "SELECT count(*) AS n FROM ml.basket_rules"),
-            rules_before,
-            "{failpoint}"
-        );
     }
-    // The next training takes the next number and is used.
+    // Killed while writing, then trained again straight away: the training undoes the
+    // dead one itself, then writes.
+    let out = socle()
+        .current_dir(&dir)
+        .env("SOCLE_FAILPOINT", "ml-between-outputs")
+        .args(["ml", "train", "basket"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
     let report = json(&dir, &["ml", "train", "basket", "--format", "json"]);
-    assert_eq!(report["version"], 5);
+    assert_eq!(report["version"], 7);
+    let versions = json(&dir, &["ml", "versions", "basket", "--format", "json"]);
+    assert_eq!(versions[1]["version"], 6);
+    assert_eq!(versions[1]["state"], "failed", "{versions}");
     let p = json(&dir, &["ml", "predict", "basket", "--format", "json"]);
-    assert_eq!(p["version"], 5);
+    assert_eq!(p["version"], 7);
+    let v7 = (query(&dir, itemsets), query(&dir, rules));
+    assert_ne!(v7, v1, "the new baskets change the tables");
+    assert!(
+        format!("{v7:?}").contains("tea"),
+        "the new rules are written: {v7:?}"
+    );
+}
+
+#[test]
+fn a_model_reads_a_dbt_model_by_name_and_check_plans_it() {
+    let (_tmp, dir) = project();
+    ok(&dir, &["sql", LINES]);
+    write(
+        &dir,
+        "dbt_project.yml",
+        "name: proj\nversion: '1.0.0'\nprofile: proj\n",
+    );
+    write(
+        &dir,
+        "models/clean_lines.sql",
+        "SELECT basket, lower(item) AS item FROM main.lines",
+    );
+    let spec = RULES.replace("{ table: main.lines }", "{ model: clean_lines }");
+    write(&dir, "ml/basket.yml", &spec);
+    // Not built yet: no failure, checked once it exists.
+    let out = ok(&dir, &["check"]);
+    assert!(
+        out.contains("not checked yet: `basket` (main.clean_lines does not exist yet)"),
+        "{out}"
+    );
+    ok(&dir, &["build"]);
+    let out = ok(&dir, &["check"]);
+    assert!(
+        out.contains("the columns of 1 of 1 models are there"),
+        "{out}"
+    );
+    // A column the model does not have, then a model the dbt project does not have.
+    write(
+        &dir,
+        "ml/basket.yml",
+        &spec.replace("item: item", "item: items"),
+    );
+    let (okay, out, _) = run(&dir, &["check"]);
+    assert!(!okay);
+    assert!(
+        out.contains("model `basket`: the input has no column `items` (did you mean `item`?)"),
+        "{out}"
+    );
+    write(
+        &dir,
+        "ml/basket.yml",
+        &spec.replace("clean_lines", "clean_line"),
+    );
+    let (okay, out, _) = run(&dir, &["check"]);
+    assert!(!okay);
+    assert!(
+        out.contains(
+            "model `basket`: `input.model`: the dbt project has no model `clean_line` (did you mean `clean_lines`?)"
+        ),
+        "{out}"
+    );
+    // Trained on the model's relation (a view), recorded with the table it reads.
+    write(&dir, "ml/basket.yml", &spec);
+    let report = json(&dir, &["ml", "train", "basket", "--format", "json"]);
+    assert_eq!(report["version"], 1, "{report}");
+    let rules = query(&dir, "SELECT count(*) AS n FROM ml.basket_rules");
+    assert!(rules[0]["n"].as_i64().unwrap() > 0, "{rules:?}");
+    let info =
+        std::fs::read_to_string(dir.join(".socle/lake/models/basket/1/version.json")).unwrap();
+    assert!(info.contains(r#""table": "main.lines""#), "{info}");
 }
