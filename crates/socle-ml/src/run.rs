@@ -501,13 +501,16 @@ pub async fn predict(
         });
     }
     let sql = input_sql(&spec.name, input.unwrap_or(&spec.input), env)?;
+    (env.progress)(0, 3, "reading the input");
     let frame = read(&spec.name, env.warehouse, &sql).await?;
     let rows = frame.rows();
     let kind = spec.kind.clone();
     let name = spec.name.clone();
+    (env.progress)(1, 3, "predicting");
     let tables = tokio::task::spawn_blocking(move || kind.predict(&name, &fitted, &frame))
         .await
         .map_err(|e| MlError::data(&spec.name, format!("the prediction stopped: {e}")))??;
+    (env.progress)(2, 3, "writing the predictions");
     let mut outputs = Vec::new();
     for (suffix, batch) in tables {
         let table = match (suffix, output) {
@@ -520,6 +523,7 @@ pub async fn predict(
             version: Some(v),
         });
     }
+    (env.progress)(3, 3, "done");
     Ok(PredictReport {
         model: spec.name.clone(),
         version,

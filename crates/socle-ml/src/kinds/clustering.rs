@@ -126,6 +126,7 @@ impl Kind for Clustering {
         metrics.insert("rows".into(), kept.len() as f64);
         metrics.insert("rows_dropped".into(), dropped as f64);
         if chosen >= 2 && chosen < x.rows {
+            (ctx.progress)(1, 2, "silhouette");
             let s = silhouette_score(&x, &fit.labels, Some(SILHOUETTE_SAMPLE), ctx.seed)
                 .map_err(data)?;
             metrics.insert("silhouette".into(), s);
