@@ -305,6 +305,12 @@ fn sign(v: f64) -> f64 {
 
 /// The negative log posterior and its gradient, with its work buffers (no allocation per
 /// evaluation).
+///
+/// The design matrix is split once: its dense columns (seasonalities, regressors) are kept
+/// row-major, and its sparse ones (a holiday or shock column is 1 on the few days of its
+/// window and 0 elsewhere) as lists of (row, value). An evaluation then costs
+/// O(rows × dense columns + non-zeros) instead of O(rows × columns): a year of lockdown
+/// days as shocks is hundreds of columns with one non-zero each.
 struct Objective<'a> {
     problem: &'a Problem<'a>,
     /// First row with t ≥ cⱼ, per changepoint.
@@ -315,22 +321,66 @@ struct Objective<'a> {
     trend: Vec<f64>,
     /// ∂(−log p)/∂trendᵢ, negated: rᵢ(1 + X_m,ᵢ·β)/σ².
     weight: Vec<f64>,
+    /// rᵢ/σ² per row.
+    residual_weight: Vec<f64>,
+    /// The dense columns (indices into X) and their values, row-major.
+    dense: Vec<usize>,
+    dense_x: Vec<f64>,
+    /// The sparse columns: index into X and its non-zero (row, value)s.
+    sparse: Vec<(usize, Vec<(usize, f64)>)>,
+    /// The sparse columns' share of X·β per row (additive, multiplicative).
+    sparse_additive: Vec<f64>,
+    sparse_multiplicative: Vec<f64>,
+    /// β of the dense columns split by mode (0 where the column has the other mode).
     beta_additive: Vec<f64>,
     beta_multiplicative: Vec<f64>,
-    /// Σᵢ wᵢ·Xᵢⱼ and Σᵢ wᵢ·trendᵢ·Xᵢⱼ, with wᵢ = rᵢ/σ².
+    /// Σᵢ wᵢ·Xᵢⱼ and Σᵢ wᵢ·trendᵢ·Xᵢⱼ over the dense columns, with wᵢ = rᵢ/σ².
+    dense_sum_additive: Vec<f64>,
+    dense_sum_multiplicative: Vec<f64>,
+    /// The same sums for every column of X.
     sum_additive: Vec<f64>,
     sum_multiplicative: Vec<f64>,
 }
 
+/// A column with at most one non-zero in this many rows is kept sparse.
+const SPARSE_ONE_IN: usize = 4;
+
 impl<'a> Objective<'a> {
     fn new(problem: &'a Problem<'a>) -> Self {
         let n = problem.t.len();
-        let k = problem.x.cols;
+        let x = problem.x;
+        let k = x.cols;
         let multiplicative: Vec<bool> = problem
             .modes
             .iter()
             .map(|m| *m == Mode::Multiplicative)
             .collect();
+        let mut non_zeros = vec![0usize; k];
+        for i in 0..n {
+            for (count, &v) in non_zeros.iter_mut().zip(x.row(i)) {
+                *count += usize::from(v != 0.0);
+            }
+        }
+        let (sparse_columns, dense): (Vec<usize>, Vec<usize>) =
+            (0..k).partition(|&j| non_zeros[j] * SPARSE_ONE_IN <= n);
+        let mut dense_x = Vec::with_capacity(n * dense.len());
+        for i in 0..n {
+            let row = x.row(i);
+            dense_x.extend(dense.iter().map(|&j| row[j]));
+        }
+        let sparse = sparse_columns
+            .into_iter()
+            .map(|j| {
+                let entries = (0..n)
+                    .filter_map(|i| {
+                        let v = x.row(i)[j];
+                        (v != 0.0).then_some((i, v))
+                    })
+                    .collect();
+                (j, entries)
+            })
+            .collect();
+        let d = dense.len();
         Self {
             problem,
             first_row: problem
@@ -343,8 +393,16 @@ impl<'a> Objective<'a> {
             multiplicative,
             trend: vec![0.0; n],
             weight: vec![0.0; n],
-            beta_additive: vec![0.0; k],
-            beta_multiplicative: vec![0.0; k],
+            residual_weight: vec![0.0; n],
+            dense,
+            dense_x,
+            sparse,
+            sparse_additive: vec![0.0; n],
+            sparse_multiplicative: vec![0.0; n],
+            beta_additive: vec![0.0; d],
+            beta_multiplicative: vec![0.0; d],
+            dense_sum_additive: vec![0.0; d],
+            dense_sum_multiplicative: vec![0.0; d],
             sum_additive: vec![0.0; k],
             sum_multiplicative: vec![0.0; k],
         }
@@ -374,29 +432,46 @@ impl<'a> Objective<'a> {
                 }
             }
         }
-        for (((a, mu), &b), &mult) in self
+        for ((a, mu), &j) in self
             .beta_additive
             .iter_mut()
             .zip(self.beta_multiplicative.iter_mut())
-            .zip(beta)
-            .zip(&self.multiplicative)
+            .zip(&self.dense)
         {
-            (*a, *mu) = if mult { (0.0, b) } else { (b, 0.0) };
+            (*a, *mu) = if self.multiplicative[j] {
+                (0.0, beta[j])
+            } else {
+                (beta[j], 0.0)
+            };
         }
-        self.sum_additive.fill(0.0);
-        self.sum_multiplicative.fill(0.0);
+        self.sparse_additive.fill(0.0);
+        self.sparse_multiplicative.fill(0.0);
+        for (j, entries) in &self.sparse {
+            let b = beta[*j];
+            let into = if self.multiplicative[*j] {
+                &mut self.sparse_multiplicative
+            } else {
+                &mut self.sparse_additive
+            };
+            for &(i, v) in entries {
+                into[i] += b * v;
+            }
+        }
+        self.dense_sum_additive.fill(0.0);
+        self.dense_sum_multiplicative.fill(0.0);
         let mut rss = 0.0;
         let any_mult = self.any_multiplicative;
+        let d = self.dense.len();
         for (i, ((&yi, &trend), weight)) in
             p.y.iter()
                 .zip(&self.trend)
                 .zip(self.weight.iter_mut())
                 .enumerate()
         {
-            let row = p.x.row(i);
-            let additive = dot(row, &self.beta_additive);
+            let row = &self.dense_x[i * d..(i + 1) * d];
+            let additive = dot(row, &self.beta_additive) + self.sparse_additive[i];
             let factor = if any_mult {
-                1.0 + dot(row, &self.beta_multiplicative)
+                1.0 + dot(row, &self.beta_multiplicative) + self.sparse_multiplicative[i]
             } else {
                 1.0
             };
@@ -404,15 +479,30 @@ impl<'a> Objective<'a> {
             rss += r * r;
             let w = r / variance;
             *weight = w * factor;
-            for (acc, xv) in self.sum_additive.iter_mut().zip(row) {
+            self.residual_weight[i] = w;
+            for (acc, xv) in self.dense_sum_additive.iter_mut().zip(row) {
                 *acc += w * xv;
             }
             if any_mult {
                 let wt = w * trend;
-                for (acc, xv) in self.sum_multiplicative.iter_mut().zip(row) {
+                for (acc, xv) in self.dense_sum_multiplicative.iter_mut().zip(row) {
                     *acc += wt * xv;
                 }
             }
+        }
+        for (pos, &j) in self.dense.iter().enumerate() {
+            self.sum_additive[j] = self.dense_sum_additive[pos];
+            self.sum_multiplicative[j] = self.dense_sum_multiplicative[pos];
+        }
+        for (j, entries) in &self.sparse {
+            let (mut sa, mut sm) = (0.0, 0.0);
+            for &(i, v) in entries {
+                let wv = self.residual_weight[i] * v;
+                sa += wv;
+                sm += wv * self.trend[i];
+            }
+            self.sum_additive[*j] = sa;
+            self.sum_multiplicative[*j] = if any_mult { sm } else { 0.0 };
         }
         let n = p.y.len() as f64;
         let abs_delta: f64 = delta.iter().map(|d| d.abs()).sum();
@@ -483,9 +573,13 @@ mod tests {
             .collect();
         let mut x = Matrix::zeros(n, 3);
         for i in 0..n {
-            for j in 0..3 {
+            for j in 0..2 {
                 x.set(i, j, rng.normal());
             }
+        }
+        // The third column as a holiday's: non-zero on a few rows only (kept sparse).
+        for i in [7, 8, 20] {
+            x.set(i, 2, 1.0 + rng.normal().abs());
         }
         (t, y, x, vec![0.2, 0.5, 0.7])
     }
@@ -504,6 +598,7 @@ mod tests {
             tau: 0.05,
         };
         let mut objective = Objective::new(&problem);
+        assert_eq!((objective.dense.len(), objective.sparse.len()), (2, 1));
         // Away from δ = 0, where |δ| has its kink.
         let theta = [0.4, 0.2, 0.03, -0.02, 0.05, -0.7, 0.1, -0.2, 0.3];
         let mut grad = vec![0.0; theta.len()];

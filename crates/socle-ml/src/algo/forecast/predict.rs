@@ -7,10 +7,12 @@
 //! neighbouring steps and integrated twice; every row gets N(0, σ) noise; the interval bounds
 //! are the (1 ± interval_width)/2 quantiles of the paths (numpy's linear interpolation).
 //!
-//! Differences: rows come back sorted by timestamp (as Prophet sorts its frame), the draws
-//! come from [`crate::algo::Rng`] seeded by the model's seed (same model and rows → identical
-//! intervals), and a bound on the wrong side of yhat (or of the trend) is clamped to it, so
-//! lower ≤ value ≤ upper on every row. With `uncertainty_samples` 0 the bounds equal the values
+//! Differences: rows come back sorted by timestamp (as Prophet sorts its frame); in the
+//! history (and with a flat trend), where no path's trend moves, the bounds are the exact
+//! normal quantiles yhat ± z·σ that the simulation estimates, computed rather than drawn;
+//! the draws come from [`crate::algo::Rng`] seeded by the model's seed (same model and rows →
+//! identical intervals); and a bound on the wrong side of yhat (or of the trend) is clamped
+//! to it, so lower ≤ value ≤ upper on every row. With `uncertainty_samples` 0 the bounds equal the values
 //! (Prophet leaves them out).
 
 use serde::{Deserialize, Serialize};
@@ -240,6 +242,11 @@ impl Model {
     /// The interval bounds from `uncertainty_samples` simulated paths, clamped around `yhat`
     /// and `trend`. Rows are walked in time order with each path's trend-change state kept
     /// (rate and level of its changes), so memory is O(samples), not O(rows × samples).
+    ///
+    /// Rows of the history need no simulation: there the trend does not move (as in
+    /// Prophet), so every path is yhat plus normal noise, and the bounds are the exact normal
+    /// quantiles, yhat ± z·σ, that Prophet's simulation estimates. With `samples` paths the
+    /// quantile asked is kept within [½/samples, 1 − ½/samples], as the extreme paths are.
     fn intervals(
         &self,
         t: &[f64],
@@ -267,6 +274,32 @@ impl Model {
         let noise = self.params.sigma_obs * self.y_scale;
         let lower_q = (1.0 - self.interval_width) / 2.0;
         let upper_q = (1.0 + self.interval_width) / 2.0;
+        let mut bounds = Bounds {
+            yhat_lower: Vec::with_capacity(n),
+            yhat_upper: Vec::with_capacity(n),
+            trend_lower: Vec::with_capacity(n),
+            trend_upper: Vec::with_capacity(n),
+        };
+        // The history (and every row when the trend is flat): exact.
+        let exact_rows = if simulate_trend { future_start } else { n };
+        let edge = 0.5 / samples as f64;
+        let z = |q: f64| normal_quantile(q.clamp(edge, 1.0 - edge));
+        let (z_lower, z_upper) = (z(lower_q), z(upper_q));
+        for i in 0..exact_rows {
+            let tr = trend_scaled[i] * self.y_scale + self.floor;
+            let centre = tr * (1.0 + multiplicative[i]) + additive[i];
+            bounds
+                .yhat_lower
+                .push((centre + z_lower * noise).min(yhat[i]));
+            bounds
+                .yhat_upper
+                .push((centre + z_upper * noise).max(yhat[i]));
+            bounds.trend_lower.push(tr.min(trend[i]));
+            bounds.trend_upper.push(tr.max(trend[i]));
+        }
+        if exact_rows == n {
+            return bounds;
+        }
 
         let mut rng = Rng::new(self.seed);
         // Per path: the last change, the accumulated rate change, the accumulated level.
@@ -275,29 +308,19 @@ impl Model {
         let mut level = vec![0.0; samples];
         let mut yhat_paths = vec![0.0; samples];
         let mut trend_paths = vec![0.0; samples];
-        let mut bounds = Bounds {
-            yhat_lower: Vec::with_capacity(n),
-            yhat_upper: Vec::with_capacity(n),
-            trend_lower: Vec::with_capacity(n),
-            trend_upper: Vec::with_capacity(n),
-        };
-        for i in 0..n {
-            if simulate_trend && i >= future_start {
-                // Prophet's trend shift matrix: a change with probability S·step, of a
-                // Laplace size, averaged with the previous step's, integrated twice.
-                for ((p, r), l) in previous.iter_mut().zip(&mut rate).zip(&mut level) {
-                    let changes = rng.uniform() < change_probability;
-                    let size = rng.laplace(mean_delta);
-                    let change = if changes { size } else { 0.0 };
-                    *r += (change + *p) / 2.0;
-                    *p = change;
-                    *l += *r;
-                }
+        for i in exact_rows..n {
+            // Prophet's trend shift matrix: a change with probability S·step, of a Laplace
+            // size, averaged with the previous step's, integrated twice.
+            for ((p, r), l) in previous.iter_mut().zip(&mut rate).zip(&mut level) {
+                let changes = rng.uniform() < change_probability;
+                let size = rng.laplace(mean_delta);
+                let change = if changes { size } else { 0.0 };
+                *r += (change + *p) / 2.0;
+                *p = change;
+                *l += *r;
             }
-            let shifted = i >= future_start && simulate_trend;
             for ((y_path, t_path), l) in yhat_paths.iter_mut().zip(&mut trend_paths).zip(&level) {
-                let shift = if shifted { l * step } else { 0.0 };
-                let tr = (trend_scaled[i] + shift) * self.y_scale + self.floor;
+                let tr = (trend_scaled[i] + l * step) * self.y_scale + self.floor;
                 *t_path = tr;
                 *y_path = tr * (1.0 + multiplicative[i]) + additive[i] + rng.normal() * noise;
             }
@@ -326,6 +349,56 @@ struct Bounds {
     trend_upper: Vec<f64>,
 }
 
+/// The standard normal's quantile at `p` in (0, 1): Acklam's rational approximation
+/// (relative error below 1.2e-9, far below the bounds' own precision).
+fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    const LOW: f64 = 0.024_25;
+    let tail = |q: f64| {
+        let q = (-2.0 * q.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < LOW {
+        tail(p)
+    } else if p > 1.0 - LOW {
+        -tail(1.0 - p)
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
 /// The `q` quantile of `values` (not empty) with linear interpolation between order statistics
 /// (numpy's default); reorders `values`.
 fn quantile(values: &mut [f64], q: f64) -> f64 {
@@ -344,6 +417,26 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_quantiles_match_scipy() {
+        // scipy.stats.norm.ppf
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.9, 1.281_551_565_544_600_5),
+            (0.1, -1.281_551_565_544_600_5),
+            (0.975, 1.959_963_984_540_054),
+            (0.0005, -3.290_526_731_491_926),
+            (0.999_5, 3.290_526_731_491_926),
+            (0.01, -2.326_347_874_040_841),
+        ] {
+            let got = normal_quantile(p);
+            assert!(
+                (got - z).abs() < 1e-8 * z.abs().max(1.0),
+                "{p}: {got} vs {z}"
+            );
+        }
+    }
 
     #[test]
     fn quantiles_interpolate_as_numpy() {
