@@ -374,8 +374,9 @@ async fn fit(
 ) -> Result<crate::kinds::Trained, MlError> {
     let kind = spec.kind.clone();
     let (name, seed, validation) = (spec.name.clone(), spec.seed, spec.validation.clone());
-    // The progress callback is not 'static: fits report through a channel read here.
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize, String)>();
+    // The progress callback is not 'static: fits report through a channel, forwarded here
+    // as each line comes (so that its time is right), the last ones before the result.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
     let task = tokio::task::spawn_blocking(move || {
         let report = move |done: usize, total: usize, what: &str| {
             let _ = tx.send((done, total, what.to_string()));
@@ -391,13 +392,13 @@ async fn fit(
     tokio::pin!(task);
     loop {
         tokio::select! {
+            biased;
+            Some((done, total, what)) = rx.recv() => (env.progress)(done, total, &what),
             result = &mut task => {
-                return result.map_err(|e| MlError::data(&spec.name, format!("the fit stopped: {e}")))?;
-            }
-            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
                 while let Ok((done, total, what)) = rx.try_recv() {
                     (env.progress)(done, total, &what);
                 }
+                return result.map_err(|e| MlError::data(&spec.name, format!("the fit stopped: {e}")))?;
             }
         }
     }
