@@ -958,7 +958,7 @@ def bench_regression(args, t):
     t.add(case, "fit s on every row (socle fit, training without validation / sklearn .fit)", full["fit_s"],
           p_t["fit_s"], target="<= 1", note="socle: `fitting` to `writing the version`, input encoding included")
     t.add(case, "fit s on every row (socle k-fold training: `fitting on every row` on)", cv["fit_s"], p_t["fit_s"],
-          note="that progress line is logged up to 0.2 s after the fit starts (polled)")
+          note="that progress line is logged as the fit sends it")
     t.add(case, "socle duration_ms without validation / sklearn .fit s", full["duration_s"], p_t["fit_s"])
     t.add(case, "k-fold training s (socle duration_ms / sklearn 5 fits + fit on every row)", cv["duration_s"],
           p_t["cv_s"] + p_t["fit_s"])
